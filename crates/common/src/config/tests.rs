@@ -1,0 +1,112 @@
+use std::path::Path;
+
+use super::*;
+use crate::priority::Priority;
+
+fn load(text: &str) -> Result<Loaded, ConfigErrors> {
+    Config::from_toml(text, Path::new("/etc/laneway"))
+}
+
+#[test]
+fn empty_config_takes_the_documented_defaults() {
+    let c = load("").unwrap().config;
+    assert!(c.listeners.is_empty());
+    assert_eq!(c.queue.default_priority, Priority::DEFAULT);
+    assert_eq!(c.spool.shards, 64);
+    assert_eq!(c.spool.min_free_bytes, 100 << 20);
+    assert!(c.relay.is_trusted("127.0.0.1".parse().unwrap()));
+    assert!(c.relay.is_trusted("::1".parse().unwrap()));
+    assert!(c.relay.is_trusted("::ffff:127.0.0.5".parse().unwrap()));
+    assert!(!c.relay.is_trusted("192.0.2.1".parse().unwrap()));
+    assert!(c.api.is_none() && c.metrics.is_none());
+}
+
+#[test]
+fn listener_keys_and_units() {
+    let c = load(
+        r#"
+[server]
+hostname = "mx.example.org"
+spool_dir = "/tmp/s"
+[[listener]]
+name = "in"
+bind = "127.0.0.1:0"
+trust_priority = true
+bare_lf = "normalize"
+max_message_size = "10MiB"
+command_timeout = "1s"
+[queue]
+default_priority = 2
+retry_base = "1m"
+[[queue.lane]]
+lanes = "7-9"
+max_age = "4h"
+"#,
+    )
+    .unwrap()
+    .config;
+    let l = &c.listeners[0];
+    assert_eq!(l.name, "in");
+    assert!(l.trust_priority);
+    assert_eq!(l.bare_lf, BareLf::Normalize);
+    assert_eq!(l.max_message_size, 10 << 20);
+    assert_eq!(l.command_timeout, std::time::Duration::from_secs(1));
+    assert_eq!(l.max_recipients, 1000);
+    assert_eq!(c.queue.default_priority.get(), 2);
+    let hi = c.queue.policy(Priority::new(8).unwrap());
+    assert_eq!(hi.max_age.as_secs(), 4 * 3600);
+    assert_eq!(hi.retry_base.as_secs(), 60);
+    let lo = c.queue.policy(Priority::new(1).unwrap());
+    assert_eq!(lo.max_age.as_secs(), 5 * 86400);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let errs = load(
+        r#"
+bogus = 1
+[server]
+hostnme = "typo"
+[[listener]]
+bind = "127.0.0.1:2525"
+max_recipients = 10
+[[listener]]
+bind = "not an address"
+[[listener]]
+bind = "127.0.0.1:2526"
+tls = "starttls"
+[queue]
+default_priority = 12
+[spool]
+shards = 0
+"#,
+    )
+    .unwrap_err();
+    let text = errs.to_string();
+    for needle in [
+        "bogus",
+        "hostnme",
+        "max_recipients = 10",
+        "[[listener]] #2",
+        "needs a [tls]",
+        "[queue]",
+        "shards = 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(errs.0.len() >= 7, "{text}");
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = load("[server\nhostname = 1").unwrap_err().to_string();
+    assert!(e.contains("line 1"), "{e}");
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_directory() {
+    let e = load("[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/etc/laneway/c.pem"), "{e}");
+}

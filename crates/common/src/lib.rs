@@ -1,0 +1,23 @@
+//! Shared types of Laneway, the priority-lane SMTP relay: [`Priority`]
+//! lanes, [`MessageId`]s, the [`Envelope`], the configuration schema, SMTP
+//! [`Reply`]s and the mapping of errors to them, the [`Ingest`] door and the
+//! daemon [`Lifecycle`].
+//!
+//! Every other crate depends on this one and on nothing else of Laneway's
+//! for its interfaces (DESIGN §3).
+
+pub mod config;
+pub mod envelope;
+pub mod id;
+pub mod ingest;
+pub mod lifecycle;
+pub mod priority;
+pub mod reply;
+
+pub use config::Config;
+pub use envelope::{Envelope, Origin, Recipient};
+pub use id::MessageId;
+pub use ingest::{Accepted, Ingest, LaneRequest, RecipientVerdict, Submission};
+pub use lifecycle::{ActivityGuard, Lifecycle};
+pub use priority::{LaneSet, Priority};
+pub use reply::{IngestError, Reply};
