@@ -1,0 +1,13 @@
+//! Laneway's spool: the fsync-durable, sharded on-disk store with one
+//! directory tree per priority lane ([`store`]), its file format
+//! ([`format`]), per-message delivery state ([`state`]).
+//!
+//! Once [`DiskStore::put`] returns, the message is on disk (file and
+//! directory entry fsynced); only then does a front door say `250`/`202`.
+
+pub mod format;
+pub mod state;
+pub mod store;
+
+pub use state::{MessageState, RcptState, RcptStatus};
+pub use store::{DiskStore, LaneCounts, OpenError, Recovered, RecoveryReport, Spooled, lane_counts};

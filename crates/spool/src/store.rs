@@ -1,0 +1,533 @@
+//! The on-disk store (DESIGN §4):
+//!
+//! ```text
+//! <spool_dir>/lock                       flock'ed by the running daemon
+//! <spool_dir>/tmp/                       files being written (discarded at start-up)
+//! <spool_dir>/quarantine/                corrupt files, kept for inspection
+//! <spool_dir>/lanes/<0-9>/<shard>/<id>   message: envelope + data (immutable)
+//! <spool_dir>/lanes/<0-9>/<shard>/<id>.st  delivery state (replaced atomically)
+//! ```
+//! A priority change is a rename between lane directories.
+//!
+//! Write path: temp file → `fsync` → `rename` → `fsync` of the directory;
+//! only then may a front door acknowledge. All methods block: call them from
+//! `spawn_blocking`. Concurrent writes each run on their own blocking thread,
+//! so acceptances never queue behind one another's fsync (the file system
+//! merges the journal commits).
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use laneway_common::{Envelope, MessageId, Priority};
+
+use crate::format;
+use crate::state::MessageState;
+
+/// Errors opening the spool.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another daemon holds the lock.
+    #[error("spool {0} is in use by another laneway process (lock held on {0}/lock)")]
+    Locked(PathBuf),
+    /// File system trouble.
+    #[error("spool {path}: {source}")]
+    Io {
+        /// The path that failed.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn at(path: &Path) -> impl FnOnce(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A message found in the spool at start-up.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// Its id.
+    pub id: MessageId,
+    /// The lane directory it was found in.
+    pub lane: Priority,
+    /// Its envelope.
+    pub envelope: Envelope,
+    /// Its delivery state (fresh if no state file existed).
+    pub state: MessageState,
+    /// Size of the message data in bytes.
+    pub size: u64,
+}
+
+/// What start-up found besides the messages.
+#[derive(Debug, Default, Clone)]
+pub struct RecoveryReport {
+    /// Half-written temp files removed.
+    pub temp_removed: usize,
+    /// Files moved to `quarantine/`, with the reason.
+    pub quarantined: Vec<(PathBuf, String)>,
+    /// State files without a message, removed.
+    pub orphans_removed: usize,
+}
+
+/// A spooled message read back for delivery.
+#[derive(Debug, Clone)]
+pub struct Spooled {
+    /// The envelope as accepted.
+    pub envelope: Envelope,
+    bytes: Vec<u8>,
+    range: std::ops::Range<usize>,
+}
+
+impl Spooled {
+    /// The message bytes (header and body, CRLF line ends).
+    pub fn message(&self) -> &[u8] {
+        &self.bytes[self.range.clone()]
+    }
+}
+
+/// Message counts per lane, read straight from the directories.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LaneCounts {
+    /// All messages.
+    pub total: u64,
+    /// Per lane, "0" to "9".
+    pub lanes: std::collections::BTreeMap<String, u64>,
+}
+
+/// The fsync-durable on-disk spool.
+#[derive(Debug)]
+pub struct DiskStore {
+    root: PathBuf,
+    shards: u32,
+    tmp_seq: AtomicU64,
+    _lock: File,
+}
+
+/// Whether a directory entry name is a message data file (16 hex digits).
+pub fn is_message_name(name: &str) -> bool {
+    name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl DiskStore {
+    /// Opens (creating if needed) the spool at `root`, takes its lock and
+    /// recovers the messages in it. Temp files are discarded; corrupt files
+    /// are quarantined and reported, never delivered.
+    pub fn open(
+        root: &Path,
+        shards: u32,
+    ) -> Result<(DiskStore, Vec<Recovered>, RecoveryReport), OpenError> {
+        fs::create_dir_all(root).map_err(at(root))?;
+        let lock_path = root.join("lock");
+        let mut lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(at(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(OpenError::Locked(root.to_path_buf())),
+            Err(fs::TryLockError::Error(e)) => return Err(at(&lock_path)(e)),
+        }
+        lock.set_len(0).map_err(at(&lock_path))?;
+        writeln!(lock, "{}", std::process::id()).map_err(at(&lock_path))?;
+
+        let store = DiskStore {
+            root: root.to_path_buf(),
+            shards: shards.max(1),
+            tmp_seq: AtomicU64::new(0),
+            _lock: lock,
+        };
+        for d in ["tmp", "quarantine"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(at(&p))?;
+        }
+        for lane in Priority::all() {
+            for shard in 0..store.shards {
+                let p = store.shard_dir(lane, shard);
+                fs::create_dir_all(&p).map_err(at(&p))?;
+            }
+        }
+        let mut report = RecoveryReport::default();
+        let tmp = root.join("tmp");
+        for e in fs::read_dir(&tmp).map_err(at(&tmp))? {
+            let e = e.map_err(at(&tmp))?;
+            if fs::remove_file(e.path()).is_ok() {
+                report.temp_removed += 1;
+            }
+        }
+        let recovered = store.recover(&mut report).map_err(at(root))?;
+        fsync_dir(root).map_err(at(root))?;
+        Ok((store, recovered, report))
+    }
+
+    /// The spool's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn shard_of(&self, id: MessageId) -> u32 {
+        // Fibonacci hashing spreads ids whose low bits are a counter.
+        let h = id.as_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        (h % self.shards as u64) as u32
+    }
+
+    fn shard_dir(&self, lane: Priority, shard: u32) -> PathBuf {
+        let name = if self.shards <= 256 {
+            format!("{shard:02x}")
+        } else {
+            format!("{shard:03x}")
+        };
+        self.root.join("lanes").join(lane.to_string()).join(name)
+    }
+
+    fn data_path(&self, lane: Priority, id: MessageId) -> PathBuf {
+        self.shard_dir(lane, self.shard_of(id)).join(id.to_string())
+    }
+
+    fn state_path(&self, lane: Priority, id: MessageId) -> PathBuf {
+        self.shard_dir(lane, self.shard_of(id))
+            .join(format!("{id}.st"))
+    }
+
+    fn tmp_path(&self, id: MessageId) -> PathBuf {
+        let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        self.root.join("tmp").join(format!("{id}.{n}.tmp"))
+    }
+
+    /// Writes `bytes` to `dest` durably: temp file, fsync, rename, fsync dir.
+    fn write_atomic(&self, id: MessageId, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+        let tmp = self.tmp_path(id);
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            drop(f);
+            fs::rename(&tmp, dest)?;
+            fsync_dir(dest.parent().expect("spool paths have a parent"))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Stores a new message durably in `lane`. When this returns `Ok` the
+    /// message survives a crash or power loss.
+    pub fn put(
+        &self,
+        id: MessageId,
+        lane: Priority,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> io::Result<()> {
+        let bytes = format::encode(envelope, message)?;
+        self.write_atomic(id, &self.data_path(lane, id), &bytes)
+    }
+
+    /// Replaces the delivery state of a message atomically and durably.
+    pub fn put_state(&self, id: MessageId, lane: Priority, state: &MessageState) -> io::Result<()> {
+        let bytes = serde_json::to_vec(state).map_err(io::Error::other)?;
+        self.write_atomic(id, &self.state_path(lane, id), &bytes)
+    }
+
+    /// Reads a message back, verifying its checksum.
+    pub fn get(&self, id: MessageId, lane: Priority) -> io::Result<Spooled> {
+        let bytes = fs::read(self.data_path(lane, id))?;
+        let (envelope, range) = format::decode(&bytes)?;
+        Ok(Spooled {
+            envelope,
+            bytes,
+            range,
+        })
+    }
+
+    /// Removes a message that is done. Not fsynced: after a power loss a
+    /// delivered message may come back and be delivered again (the one
+    /// duplicate RFC 5321 §6.1 tolerates), never lost.
+    pub fn remove(&self, id: MessageId, lane: Priority) -> io::Result<()> {
+        fs::remove_file(self.data_path(lane, id))?;
+        match fs::remove_file(self.state_path(lane, id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves a message to another lane: state file first, then the data, so
+    /// that a crash in between leaves a state file recovery re-attaches.
+    pub fn relane(&self, id: MessageId, from: Priority, to: Priority) -> io::Result<()> {
+        if from == to {
+            return Ok(());
+        }
+        let (st_from, st_to) = (self.state_path(from, id), self.state_path(to, id));
+        match fs::rename(&st_from, &st_to) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        fs::rename(self.data_path(from, id), self.data_path(to, id))?;
+        fsync_dir(st_to.parent().expect("parent"))?;
+        fsync_dir(st_from.parent().expect("parent"))
+    }
+
+    /// Moves a message's files to `quarantine/` (e.g. a checksum failure
+    /// found at delivery time).
+    pub fn quarantine(&self, id: MessageId, lane: Priority) -> io::Result<PathBuf> {
+        let q = self.root.join("quarantine");
+        let dest = q.join(id.to_string());
+        fs::rename(self.data_path(lane, id), &dest)?;
+        let _ = fs::rename(self.state_path(lane, id), q.join(format!("{id}.st")));
+        Ok(dest)
+    }
+
+    /// Bytes available to Laneway on the spool's file system.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        free_bytes(&self.root)
+    }
+
+    fn recover(&self, report: &mut RecoveryReport) -> io::Result<Vec<Recovered>> {
+        let mut found: Vec<(MessageId, Priority, PathBuf)> = Vec::new();
+        let mut states: HashMap<MessageId, PathBuf> = HashMap::new();
+        for lane in Priority::all() {
+            let lane_dir = self.root.join("lanes").join(lane.to_string());
+            for shard in fs::read_dir(&lane_dir)? {
+                let shard = shard?;
+                if !shard.file_type()?.is_dir() {
+                    continue;
+                }
+                for e in fs::read_dir(shard.path())? {
+                    let e = e?;
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    if let Some(stem) = name.strip_suffix(".st")
+                        && let Ok(id) = stem.parse::<MessageId>()
+                    {
+                        states.insert(id, e.path());
+                    } else if is_message_name(&name)
+                        && let Ok(id) = name.parse::<MessageId>()
+                    {
+                        found.push((id, lane, e.path()));
+                    } else {
+                        tracing::warn!(path = %e.path().display(), "unexpected file in spool left alone");
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(found.len());
+        for (id, lane, path) in found {
+            let state_path = states.remove(&id);
+            match read_envelope(&path) {
+                Ok((envelope, size)) => {
+                    let mut state = state_path
+                        .as_ref()
+                        .and_then(|p| fs::read(p).ok())
+                        .and_then(|b| serde_json::from_slice::<MessageState>(&b).ok())
+                        .unwrap_or_else(|| MessageState::new(envelope.recipients.len()));
+                    if state.recipients.len() != envelope.recipients.len() {
+                        state = MessageState::new(envelope.recipients.len());
+                    }
+                    // Put files where this configuration expects them (the
+                    // shard count may have changed, or a relane was cut short).
+                    let want = self.data_path(lane, id);
+                    if path != want {
+                        fs::rename(&path, &want)?;
+                    }
+                    if let Some(sp) = state_path {
+                        let want = self.state_path(lane, id);
+                        if sp != want {
+                            fs::rename(&sp, &want)?;
+                        }
+                    }
+                    out.push(Recovered {
+                        id,
+                        lane,
+                        envelope,
+                        state,
+                        size,
+                    });
+                }
+                Err(e) => {
+                    let q = self.root.join("quarantine");
+                    let dest = q.join(id.to_string());
+                    fs::rename(&path, &dest)?;
+                    if let Some(sp) = state_path {
+                        let _ = fs::rename(sp, q.join(format!("{id}.st")));
+                    }
+                    tracing::error!(id = %id, lane = %lane, path = %dest.display(), error = %e, "corrupt spool file quarantined");
+                    report.quarantined.push((dest, e.to_string()));
+                }
+            }
+        }
+        for (_, p) in states {
+            if fs::remove_file(&p).is_ok() {
+                report.orphans_removed += 1;
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
+    }
+}
+
+/// Reads the envelope of a data file and checks that the file is complete
+/// (length and trailer); the checksum is verified when it is delivered.
+fn read_envelope(path: &Path) -> io::Result<(Envelope, u64)> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut prefix = vec![0u8; (len as usize).min(8192)];
+    f.read_exact(&mut prefix)?;
+    let h = format::parse_header(&prefix)?;
+    if h.file_len() != len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("truncated: {len} bytes, header says {}", h.file_len()),
+        ));
+    }
+    if prefix.len() < h.header_len + h.env_len {
+        prefix.resize(h.header_len + h.env_len, 0);
+        f.seek(SeekFrom::Start(0))?;
+        f.read_exact(&mut prefix)?;
+    }
+    let mut trailer = [0u8; format::TRAILER.len()];
+    f.seek(SeekFrom::End(-(trailer.len() as i64)))?;
+    f.read_exact(&mut trailer)?;
+    if trailer != format::TRAILER {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "missing END trailer"));
+    }
+    Ok((format::decode_envelope(&prefix, &h)?, h.msg_len as u64))
+}
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let s = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Counts messages per lane by reading the directories only — works whether
+/// or not a daemon is running; temp files, state files, the lock and
+/// sockets are not messages.
+pub fn lane_counts(root: &Path) -> io::Result<LaneCounts> {
+    let mut counts = LaneCounts::default();
+    for lane in Priority::all() {
+        let mut n = 0u64;
+        let lane_dir = root.join("lanes").join(lane.to_string());
+        match fs::read_dir(&lane_dir) {
+            Ok(shards) => {
+                for shard in shards {
+                    let shard = shard?;
+                    if !shard.file_type()?.is_dir() {
+                        continue;
+                    }
+                    for e in fs::read_dir(shard.path())? {
+                        if is_message_name(&e?.file_name().to_string_lossy()) {
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        counts.total += n;
+        counts.lanes.insert(lane.to_string(), n);
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::tests::envelope;
+
+    fn lane(n: i64) -> Priority {
+        Priority::new(n).unwrap()
+    }
+
+    #[test]
+    fn put_recover_relane_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = laneway_common::id::IdGenerator::new(None);
+        let (a, b) = (ids.next_id(), ids.next_id());
+        {
+            let (s, rec, _) = DiskStore::open(dir.path(), 4).unwrap();
+            assert!(rec.is_empty());
+            s.put(a, lane(0), &envelope(), b"Subject: a\r\n\r\na\r\n").unwrap();
+            s.put(b, lane(9), &envelope(), b"Subject: b\r\n\r\nb\r\n").unwrap();
+            let mut st = MessageState::new(1);
+            st.attempts = 3;
+            s.put_state(a, lane(0), &st).unwrap();
+            assert_eq!(s.get(a, lane(0)).unwrap().message(), b"Subject: a\r\n\r\na\r\n");
+            let c = lane_counts(dir.path()).unwrap();
+            assert_eq!(c.total, 2);
+            assert_eq!(c.lanes["0"], 1);
+            assert_eq!(c.lanes["9"], 1);
+            s.relane(a, lane(0), lane(7)).unwrap();
+        }
+        let (s, rec, report) = DiskStore::open(dir.path(), 4).unwrap();
+        assert!(report.quarantined.is_empty());
+        assert_eq!(rec.len(), 2);
+        assert_eq!((rec[0].id, rec[0].lane, rec[0].state.attempts), (a, lane(7), 3));
+        assert_eq!((rec[1].id, rec[1].lane), (b, lane(9)));
+        s.remove(a, lane(7)).unwrap();
+        assert_eq!(lane_counts(dir.path()).unwrap().total, 1);
+    }
+
+    #[test]
+    fn second_opener_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = DiskStore::open(dir.path(), 2).unwrap();
+        assert!(matches!(
+            DiskStore::open(dir.path(), 2),
+            Err(OpenError::Locked(_))
+        ));
+    }
+
+    #[test]
+    fn corrupt_and_temp_files_are_handled_at_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = laneway_common::id::IdGenerator::new(None);
+        let (good, bad) = (ids.next_id(), ids.next_id());
+        {
+            let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+            s.put(good, lane(4), &envelope(), b"x\r\n").unwrap();
+            s.put(bad, lane(4), &envelope(), b"y\r\n").unwrap();
+            let p = s.data_path(lane(4), bad);
+            let bytes = fs::read(&p).unwrap();
+            fs::write(&p, &bytes[..bytes.len() - 3]).unwrap();
+            fs::write(dir.path().join("tmp").join("half.tmp"), b"LANEWAY").unwrap();
+        }
+        let (_s, rec, report) = DiskStore::open(dir.path(), 2).unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].id, good);
+        assert_eq!(report.temp_removed, 1);
+        assert_eq!(report.quarantined.len(), 1);
+        assert!(dir.path().join("quarantine").join(bad.to_string()).exists());
+    }
+
+    #[test]
+    fn shard_count_change_relocates_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = laneway_common::id::IdGenerator::new(None);
+        let msgs: Vec<_> = (0..20).map(|_| ids.next_id()).collect();
+        {
+            let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+            for id in &msgs {
+                s.put(*id, lane(1), &envelope(), b"x\r\n").unwrap();
+            }
+        }
+        let (s, rec, _) = DiskStore::open(dir.path(), 8).unwrap();
+        assert_eq!(rec.len(), 20);
+        for id in &msgs {
+            assert!(s.get(*id, lane(1)).is_ok());
+        }
+    }
+}
