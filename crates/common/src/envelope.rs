@@ -156,6 +156,9 @@ pub struct Origin {
     /// TLS protocol and cipher, e.g. `TLSv1.3 TLS13_AES_256_GCM_SHA384`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
+    /// The RFC 3848 transmission type for `Received:` (`ESMTPSA`, `HTTP`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
     /// Whether the client was trusted to speak for the sender (trusted
     /// network, authenticated user or API key).
     #[serde(default)]
@@ -172,6 +175,7 @@ impl Origin {
             helo: None,
             auth_user: None,
             tls: None,
+            protocol: None,
             trusted: true,
         }
     }
