@@ -127,7 +127,7 @@ pub fn domain_of(address: &str) -> String {
 
 /// Which front door a message came through.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "kind")]
+#[serde(rename_all = "lowercase")]
 pub enum Door {
     /// An SMTP listener.
     Smtp,

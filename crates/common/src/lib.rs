@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod headers;
 pub mod id;
 pub mod ingest;
 pub mod lifecycle;

@@ -1,0 +1,109 @@
+//! Loading the configuration (file or embedded default) and the offline
+//! commands built on it: `check-config`, `spool stats`, `hash-password`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use laneway_common::Config;
+use laneway_common::config::{ConfigErrors, Loaded};
+
+/// The embedded default configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// Loads `path`, or the embedded default when there is none.
+pub fn load(path: Option<&Path>) -> Result<Loaded, ConfigErrors> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Config::from_toml(DEFAULT_CONFIG, Path::new(".")),
+    }
+}
+
+/// Everything check-config verifies beyond the schema: TLS material loads,
+/// password hashes parse.
+pub fn deep_check(config: &Config) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Err(e) = laneway_inbound::Settings::new(config) {
+        errors.push(e.to_string());
+    }
+    errors
+}
+
+/// `laneway check-config`
+pub fn check(path: Option<&Path>) -> ExitCode {
+    let name = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded default".into());
+    match load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            let errors = deep_check(&loaded.config);
+            if errors.is_empty() {
+                println!("{name}: configuration OK");
+                ExitCode::SUCCESS
+            } else {
+                for e in &errors {
+                    eprintln!("error: {e}");
+                }
+                eprintln!("{name}: {} problem(s)", errors.len());
+                ExitCode::FAILURE
+            }
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{name}: {} problem(s)", errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `laneway spool stats`
+pub fn spool_stats(path: Option<&Path>, json: bool) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = &loaded.config.server.spool_dir;
+    match laneway_spool::lane_counts(dir) {
+        Ok(c) => {
+            if json {
+                println!("{}", serde_json::to_string(&c).expect("counts serialize"));
+            } else {
+                println!("spool {}", dir.display());
+                println!("{:>5}  {:>10}", "lane", "messages");
+                for (lane, n) in c.lanes.iter().rev() {
+                    println!("{lane:>5}  {n:>10}");
+                }
+                println!("{:>5}  {:>10}", "total", c.total);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot read spool {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `laneway hash-password`: reads a password from stdin, prints its argon2id PHC string.
+pub fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if std::io::stdin().read_to_string(&mut input).is_err() {
+        eprintln!("cannot read the password from stdin");
+        return ExitCode::FAILURE;
+    }
+    let password = input.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("empty password");
+        return ExitCode::FAILURE;
+    }
+    println!("{}", laneway_inbound::auth::hash_password(password.as_bytes()));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,247 @@
+//! Ingest: the one function both front doors call (DESIGN §1). It fixes
+//! the lane, removes `X-Priority-Queue`, adds `Received:`, and stores the
+//! message durably before the front door may acknowledge it.
+
+use std::sync::Arc;
+
+use laneway_common::headers::{self, rfc5322_date};
+use laneway_common::id::IdGenerator;
+use laneway_common::ingest::BoxFuture;
+use laneway_common::{
+    Accepted, Envelope, Ingest, IngestError, LaneRequest, Lifecycle, MessageId, Priority,
+    Submission, envelope::now_ms,
+};
+use laneway_spool::DiskStore;
+
+/// The priority header (DESIGN §2). Never leaves the relay.
+pub const PRIORITY_HEADER: &str = "X-Priority-Queue";
+/// RFC 5321 §6.3: refuse mail that has been around this many hops.
+pub const MAX_RECEIVED: usize = 100;
+
+/// Hooks ingest calls once a message is on disk (the scheduler).
+pub trait OnSpooled: Send + Sync {
+    /// A message was stored.
+    fn spooled(&self, id: MessageId, lane: Priority, envelope: &Envelope, size: usize);
+}
+
+/// The daemon's [`Ingest`] implementation.
+pub struct Ingestor {
+    store: Arc<DiskStore>,
+    ids: IdGenerator,
+    hostname: String,
+    min_free_bytes: u64,
+    lifecycle: Lifecycle,
+    on_spooled: Option<Arc<dyn OnSpooled>>,
+}
+
+impl Ingestor {
+    /// An ingest writing into `store`.
+    pub fn new(
+        store: Arc<DiskStore>,
+        floor: Option<MessageId>,
+        hostname: String,
+        min_free_bytes: u64,
+        lifecycle: Lifecycle,
+    ) -> Ingestor {
+        Ingestor {
+            store,
+            ids: IdGenerator::new(floor),
+            hostname,
+            min_free_bytes,
+            lifecycle,
+            on_spooled: None,
+        }
+    }
+
+    /// Sets who hears about stored messages.
+    pub fn set_on_spooled(&mut self, hook: Arc<dyn OnSpooled>) {
+        self.on_spooled = Some(hook);
+    }
+
+    fn check_space(&self) -> Result<(), IngestError> {
+        match self.store.free_bytes() {
+            Ok(free) if free < self.min_free_bytes => {
+                tracing::warn!(free, min_free_bytes = self.min_free_bytes, "spool file system nearly full; refusing new mail");
+                Err(IngestError::SpoolFull)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read spool free space");
+                Err(IngestError::Io(e))
+            }
+        }
+    }
+}
+
+/// Decides the lane of a message (DESIGN §2) from the request and, when
+/// trusted, its `X-Priority-Queue` header.
+pub fn decide_lane(req: &LaneRequest, message: &[u8]) -> Result<Priority, IngestError> {
+    if let Some((p, _)) = &req.explicit {
+        return Ok(*p);
+    }
+    if req.trust_header
+        && let Some(f) = headers::fields(message)
+            .into_iter()
+            .find(|f| f.is(PRIORITY_HEADER))
+    {
+        return f.text().parse().map_err(|e| IngestError::InvalidPriority {
+            source_name: format!("{PRIORITY_HEADER} header"),
+            detail: format!("{e}"),
+        });
+    }
+    Ok(req.fallback)
+}
+
+/// The `Received:` field for a message (RFC 5321 §4.4, RFC 3848).
+pub fn received_field(hostname: &str, id: MessageId, env: &Envelope, now_secs: i64) -> String {
+    let o = &env.origin;
+    let mut s = String::from("Received:");
+    if o.helo.is_some() || o.peer.is_some() {
+        let helo = o.helo.as_deref().unwrap_or("unknown");
+        let helo: String = helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+        match o.peer {
+            Some(ip) => s.push_str(&format!(" from {helo} ([{ip}])\r\n\t")),
+            None => s.push_str(&format!(" from {helo}\r\n\t")),
+        }
+    } else {
+        s.push(' ');
+    }
+    if let Some(tls) = &o.tls {
+        s.push_str(&format!("(using {tls})\r\n\t"));
+    }
+    let proto = o.protocol.as_deref().unwrap_or("local");
+    s.push_str(&format!("by {hostname} (Laneway) with {proto} id {id}"));
+    if env.recipients.len() == 1 && env.recipients[0].address.is_ascii() {
+        s.push_str(&format!("\r\n\tfor <{}>", env.recipients[0].address));
+    }
+    s.push_str(&format!("; {}\r\n", rfc5322_date(now_secs)));
+    s
+}
+
+impl Ingest for Ingestor {
+    fn admit(&self) -> Result<(), IngestError> {
+        if self.lifecycle.is_shutting_down() {
+            return Err(IngestError::Draining);
+        }
+        self.check_space()
+    }
+
+    fn submit(&self, sub: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {
+        Box::pin(async move {
+            let _activity = self.lifecycle.activity();
+            let Submission {
+                mut envelope,
+                message,
+                lane,
+            } = sub;
+            let received = headers::fields(&message)
+                .iter()
+                .filter(|f| f.is("Received"))
+                .count();
+            if received >= MAX_RECEIVED {
+                return Err(IngestError::Loop(received));
+            }
+            let lane = decide_lane(&lane, &message)?;
+            let message = headers::remove_fields(&message, PRIORITY_HEADER).unwrap_or(message);
+            let id = self.ids.next_id();
+            let now = now_ms();
+            envelope.queued_at_ms = now;
+            let received = received_field(&self.hostname, id, &envelope, (now / 1000) as i64);
+            let mut data = Vec::with_capacity(received.len() + message.len());
+            data.extend_from_slice(received.as_bytes());
+            data.extend_from_slice(&message);
+            let size = data.len();
+            let store = self.store.clone();
+            let env = envelope.clone();
+            let written = tokio::task::spawn_blocking(move || store.put(id, lane, &env, &data))
+                .await
+                .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+            if let Err(e) = written {
+                tracing::error!(id = %id, error = %e, "spool write failed; message not accepted");
+                return Err(if e.kind() == std::io::ErrorKind::StorageFull {
+                    IngestError::SpoolFull
+                } else {
+                    IngestError::Io(e)
+                });
+            }
+            tracing::info!(
+                id = %id,
+                lane = %lane,
+                from = %envelope.sender,
+                rcpts = envelope.recipients.len(),
+                size,
+                door = ?envelope.origin.door,
+                via = %envelope.origin.name,
+                peer = ?envelope.origin.peer,
+                "queued"
+            );
+            if let Some(hook) = &self.on_spooled {
+                hook.spooled(id, lane, &envelope, size);
+            }
+            Ok(Accepted {
+                id,
+                lane,
+                dropped: Vec::new(),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use laneway_common::Origin;
+
+    #[test]
+    fn lane_precedence() {
+        let p = |n| Priority::new(n).unwrap();
+        let msg = b"X-Priority-Queue: 9\r\nSubject: x\r\n\r\nbody\r\n";
+        let fixed = LaneRequest::fixed(p(4));
+        assert_eq!(decide_lane(&fixed, msg).unwrap(), p(4));
+        let trust = LaneRequest {
+            explicit: None,
+            trust_header: true,
+            fallback: p(4),
+        };
+        assert_eq!(decide_lane(&trust, msg).unwrap(), p(9));
+        assert_eq!(decide_lane(&trust, b"Subject: x\r\n\r\n").unwrap(), p(4));
+        let explicit = LaneRequest {
+            explicit: Some((p(2), "MT-PRIORITY".into())),
+            ..trust.clone()
+        };
+        assert_eq!(decide_lane(&explicit, msg).unwrap(), p(2));
+        for bad in ["12", "-1", "bulk", ""] {
+            let m = format!("X-Priority-Queue: {bad}\r\n\r\nx\r\n");
+            let e = decide_lane(&trust, m.as_bytes()).unwrap_err();
+            assert_eq!(e.reply().code, 550, "{bad}");
+            assert_eq!(e.reply().status().unwrap(), "5.6.0");
+        }
+    }
+
+    #[test]
+    fn received_field_shape() {
+        let env = Envelope {
+            sender: "a@x".into(),
+            recipients: vec![laneway_common::Recipient::new("b@y")],
+            ret: None,
+            envid: None,
+            smtputf8: false,
+            body: Default::default(),
+            require_tls: false,
+            origin: Origin {
+                helo: Some("client.test".into()),
+                peer: Some("192.0.2.1".parse().unwrap()),
+                tls: Some("TLSv1.3 TLS13_AES_128_GCM_SHA256".into()),
+                protocol: Some("ESMTPS".into()),
+                ..Origin::local()
+            },
+            queued_at_ms: 0,
+            bounce_domain: None,
+        };
+        let r = received_field("mx.test", MessageId::from_u64(0xabc), &env, 0);
+        assert_eq!(
+            r,
+            "Received: from client.test ([192.0.2.1])\r\n\t(using TLSv1.3 TLS13_AES_128_GCM_SHA256)\r\n\tby mx.test (Laneway) with ESMTPS id 0000000000000abc\r\n\tfor <b@y>; Thu, 01 Jan 1970 00:00:00 +0000\r\n"
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Log set-up: plain text (or JSON) lines on stderr, colours only on a
+//! terminal, level from `RUST_LOG` or `[log] level`.
+
+use std::io::IsTerminal;
+
+use laneway_common::config::{Log, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the process-wide subscriber.
+pub fn init(log: &Log) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false);
+    let _ = match log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests against the real `laneway` binary.
+
+mod daemon;
+mod smtp;
