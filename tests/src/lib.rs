@@ -24,11 +24,21 @@ pub fn laneway_bin() -> PathBuf {
         if let Ok(p) = std::env::var("LANEWAY_BIN") {
             return PathBuf::from(p);
         }
-        let out = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "laneway", "--bin", "laneway"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("running cargo build");
+        // The test process carries the variables cargo sets for running
+        // tests (CARGO_PKG_NAME, …); passed on, they would make the nested
+        // build look different and rebuild every time.
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--quiet", "-p", "laneway", "--bin", "laneway"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if (k.starts_with("CARGO_") && !matches!(&*k, "CARGO_HOME" | "CARGO_TARGET_DIR"))
+                || k == "OUT_DIR"
+            {
+                cmd.env_remove(&*k);
+            }
+        }
+        let out = cmd.output().expect("running cargo build");
         assert!(
             out.status.success(),
             "cargo build -p laneway failed:\n{}",

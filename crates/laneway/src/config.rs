@@ -107,3 +107,24 @@ pub fn hash_password() -> ExitCode {
     println!("{}", laneway_inbound::auth::hash_password(password.as_bytes()));
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented example must be a valid configuration.
+    #[test]
+    fn the_example_configuration_loads() {
+        let text = include_str!("../../../etc/laneway.toml");
+        let loaded = Config::from_toml(text, Path::new("/etc/laneway")).unwrap();
+        assert_eq!(loaded.config.listeners[0].name, "mx");
+        assert!(deep_check(&loaded.config).is_empty());
+    }
+
+    #[test]
+    fn the_embedded_default_loads() {
+        let loaded = load(None).unwrap();
+        assert_eq!(loaded.config.listeners[0].bind.to_string(), "127.0.0.1:2525");
+        assert_eq!(loaded.config.server.spool_dir, Path::new("./spool"));
+    }
+}

@@ -1,0 +1,76 @@
+# Shared helpers for the interop scripts (sourced). Loopback only.
+
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WORK=$(mktemp -d /tmp/laneway-interop.XXXXXX)
+PIDS=()
+FAILS=0
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ "$FAILS" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "interop: work files kept in $WORK"; fi
+}
+trap cleanup EXIT
+
+pass() { echo "PASS  $*"; }
+fail() { echo "FAIL  $*"; FAILS=$((FAILS + 1)); }
+check() { # check "what" command...
+    local what=$1; shift
+    if "$@" >"$WORK/check.out" 2>&1; then pass "$what"; else fail "$what"; sed 's/^/      /' "$WORK/check.out" | tail -20; fi
+}
+
+# Installs Debian packages that are missing (non-interactive).
+need_pkgs() {
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "interop: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        if [ -z "${APT_UPDATED:-}" ]; then apt-get update -q >/dev/null; APT_UPDATED=1; fi
+        echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# The laneway binary (built by cargo if needed).
+LANEWAY="$ROOT/target/debug/laneway"
+build_laneway() {
+    (cd "$ROOT" && cargo build --quiet -p laneway --bin laneway)
+}
+
+# start_laneway NAME CONFIG_TEXT: runs laneway with the config (spool in
+# $WORK/NAME/spool), waits for "ready", and exports <NAME>_<LISTENER> =
+# host:port for every listening line (listener names upper-cased).
+start_laneway() {
+    local name=$1 cfg=$2 dir="$WORK/$1"
+    mkdir -p "$dir"
+    printf '[server]\nhostname = "laneway.test"\nspool_dir = "%s/spool"\n%s\n' "$dir" "$cfg" >"$dir/laneway.toml"
+    "$LANEWAY" serve --config "$dir/laneway.toml" 2>"$dir/log" &
+    local pid=$!
+    PIDS+=("$pid")
+    eval "${name^^}_PID=$pid"
+    for _ in $(seq 1 300); do
+        if grep -q ' ready' "$dir/log"; then break; fi
+        if ! kill -0 "$pid" 2>/dev/null; then cat "$dir/log"; echo "laneway $name died"; exit 1; fi
+        sleep 0.1
+    done
+    grep -q ' ready' "$dir/log" || { cat "$dir/log"; echo "laneway $name not ready"; exit 1; }
+    while read -r l; do
+        local ln addr
+        ln=$(sed -n 's/.*listening name=\([^ ]*\) addr=\([^ ]*\).*/\1/p' <<<"$l")
+        addr=$(sed -n 's/.*listening name=\([^ ]*\) addr=\([^ ]*\).*/\2/p' <<<"$l")
+        [ -n "$ln" ] && eval "export ${name^^}_${ln^^}=$addr"
+    done < <(grep 'listening name=' "$dir/log")
+}
+
+host() { echo "${1%:*}"; }
+port() { echo "${1##*:}"; }
+
+# spool_total NAME: total messages in that daemon's spool.
+spool_total() {
+    "$LANEWAY" spool stats --config "$WORK/$1/laneway.toml" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])'
+}
+spool_lane() {
+    "$LANEWAY" spool stats --config "$WORK/$1/laneway.toml" --json | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['lanes']['$2'])"
+}
