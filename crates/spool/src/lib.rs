@@ -6,6 +6,7 @@
 //! directory entry fsynced); only then does a front door say `250`/`202`.
 
 pub mod format;
+pub mod queue;
 pub mod state;
 pub mod store;
 

@@ -35,6 +35,9 @@ pub struct RcptState {
     /// The last reply (remote or local) about it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reply: Option<String>,
+    /// When it is next due, ms since the Unix epoch (0: now).
+    #[serde(default)]
+    pub next_attempt_ms: u64,
 }
 
 /// The mutable state of a message.

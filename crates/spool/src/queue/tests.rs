@@ -1,0 +1,379 @@
+//! Scheduler tests with an injected clock: no sleeping, every decision checked.
+
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use laneway_common::id::IdGenerator;
+use laneway_common::{Origin, Recipient};
+
+use super::*;
+
+struct ManualClock(AtomicU64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    fn jitter(&self) -> f64 {
+        0.5
+    }
+}
+
+#[derive(Default)]
+struct Notices(StdMutex<Vec<(MessageId, DsnAction, Vec<usize>)>>);
+
+impl Notifier for Notices {
+    fn notify<'a>(&'a self, _original: &'a Spooled, n: Notice) -> BoxFuture<'a, ()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((n.id, n.action, n.recipients.iter().map(|(i, _)| *i).collect()));
+        Box::pin(async {})
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<DiskStore>,
+    clock: Arc<ManualClock>,
+    queue: Queue,
+    ids: IdGenerator,
+}
+
+const T0: u64 = 1_800_000_000_000;
+
+fn fixture(settings: QueueSettings) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _, _) = DiskStore::open(dir.path(), 4).unwrap();
+    let store = Arc::new(store);
+    let clock = Arc::new(ManualClock(AtomicU64::new(T0)));
+    let queue = Queue::new(store.clone(), settings, clock.clone());
+    Fixture {
+        _dir: dir,
+        store,
+        clock,
+        queue,
+        ids: IdGenerator::new(None),
+    }
+}
+
+fn lane(n: i64) -> Priority {
+    Priority::new(n).unwrap()
+}
+
+impl Fixture {
+    fn add(&self, lane: Priority, rcpts: &[&str]) -> MessageId {
+        let id = self.ids.next_id();
+        let env = Envelope {
+            sender: "a@example.com".into(),
+            recipients: rcpts.iter().map(|r| Recipient::new(*r)).collect(),
+            ret: None,
+            envid: None,
+            smtputf8: false,
+            body: Default::default(),
+            require_tls: false,
+            origin: Origin::local(),
+            queued_at_ms: self.clock.now_ms(),
+            bounce_domain: None,
+        };
+        self.store.put(id, lane, &env, b"Subject: t\r\n\r\nx\r\n").unwrap();
+        self.queue.insert(id, lane, &env, &MessageState::new(rcpts.len()), 20);
+        id
+    }
+
+    fn resolve_all(&self, limits: SiteLimits) -> Vec<ConnGrant> {
+        let p = self.queue.poll();
+        for d in &p.resolve {
+            let key: Arc<str> = if d.ends_with("b.test") { "site-b".into() } else { "site-a".into() };
+            self.queue.resolved(
+                d,
+                SiteInfo {
+                    key,
+                    limits: limits.clone(),
+                    ttl_ms: 3_600_000,
+                },
+            );
+        }
+        let mut grants = p.grants;
+        grants.extend(self.queue.poll().grants);
+        grants
+    }
+
+    fn advance(&self, d: Duration) {
+        self.clock.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+fn item(t: Take) -> WorkItem {
+    match t {
+        Take::Item(i) => i,
+        other => panic!("expected an item, got {other:?}"),
+    }
+}
+
+fn delivered() -> Outcome {
+    Outcome::Delivered {
+        reply: "250 ok".into(),
+        dsn_passed: true,
+    }
+}
+
+#[tokio::test]
+async fn highest_lane_first_then_fifo() {
+    let f = fixture(QueueSettings::default());
+    let bulk: Vec<_> = (0..5).map(|_| f.add(lane(0), &["x@a.test"])).collect();
+    let mid = f.add(lane(4), &["y@a.test"]);
+    let urgent = f.add(lane(9), &["z@a.test"]);
+    let mut grants = f.resolve_all(SiteLimits {
+        max_connections: 1,
+        ..Default::default()
+    });
+    assert_eq!(grants.len(), 1, "one connection allowed");
+    let g = &mut grants[0];
+    let order: Vec<MessageId> = (0..7).map(|_| item(f.queue.take(g)).id).collect();
+    let mut want = vec![urgent, mid];
+    want.extend(bulk);
+    assert_eq!(order, want);
+    assert!(matches!(f.queue.take(g), Take::Empty));
+}
+
+#[tokio::test]
+async fn an_urgent_message_overtakes_a_backlog_between_transactions() {
+    let f = fixture(QueueSettings::default());
+    for _ in 0..100 {
+        f.add(lane(0), &["x@a.test"]);
+    }
+    let mut grants = f.resolve_all(SiteLimits {
+        max_connections: 2,
+        ..Default::default()
+    });
+    assert_eq!(grants.len(), 2);
+    let a = item(f.queue.take(&mut grants[0]));
+    let b = item(f.queue.take(&mut grants[1]));
+    assert_eq!((a.lane, b.lane), (lane(0), lane(0)));
+    let urgent = f.add(lane(9), &["u@a.test"]);
+    // the next slot to free up takes the urgent one
+    let n = Notices::default();
+    f.queue.complete(a, vec![(0, delivered())], &n).await;
+    assert_eq!(item(f.queue.take(&mut grants[0])).id, urgent);
+}
+
+#[tokio::test]
+async fn reserved_slots_carry_only_high_lanes() {
+    let f = fixture(QueueSettings::default());
+    for _ in 0..10 {
+        f.add(lane(0), &["x@a.test"]);
+    }
+    let limits = SiteLimits {
+        max_connections: 3,
+        reserved: 1,
+        reserved_min_lane: lane(7),
+        ..Default::default()
+    };
+    let mut grants = f.resolve_all(limits);
+    assert_eq!(grants.len(), 2, "bulk may only use the unreserved slots");
+    assert!(grants.iter().all(|g| !g.reserved));
+    for g in grants.iter_mut() {
+        item(f.queue.take(g));
+    }
+    let urgent = f.add(lane(8), &["u@a.test"]);
+    let mut more = f.queue.poll().grants;
+    assert_eq!(more.len(), 1);
+    assert!(more[0].reserved);
+    assert_eq!(item(f.queue.take(&mut more[0])).id, urgent);
+    // the reserved connection never carries bulk
+    assert!(matches!(f.queue.take(&mut more[0]), Take::Empty));
+}
+
+#[tokio::test]
+async fn deferral_waits_on_the_timer_and_survives_a_restart() {
+    let settings = QueueSettings {
+        policy: laneway_common::config::Queue {
+            retry_base: Duration::from_secs(60),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let f = fixture(settings.clone());
+    let id = f.add(lane(5), &["x@a.test"]);
+    let mut g = f.resolve_all(SiteLimits::default());
+    let it = item(f.queue.take(&mut g[0]));
+    let n = Notices::default();
+    f.queue
+        .complete(it, vec![(0, Outcome::Deferred { reply: "451 4.3.0 try later".into() })], &n)
+        .await;
+    assert!(matches!(f.queue.take(&mut g[0]), Take::Empty), "deferred work is not ready");
+    let p = f.queue.poll();
+    assert_eq!(p.wake_at_ms, Some(T0 + 60_000));
+    // the state on disk has the attempt and the next time
+    drop(f.queue);
+    let dir = f._dir;
+    drop(f.store);
+    let (store, rec, _) = DiskStore::open(dir.path(), 4).unwrap();
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].id, id);
+    assert_eq!(rec[0].state.attempts, 1);
+    assert_eq!(rec[0].state.recipients[0].attempts, 1);
+    assert_eq!(rec[0].state.recipients[0].next_attempt_ms, T0 + 60_000);
+    assert_eq!(rec[0].state.recipients[0].last_reply.as_deref(), Some("451 4.3.0 try later"));
+    // a new queue over the recovered spool respects the schedule
+    let clock = Arc::new(ManualClock(AtomicU64::new(T0 + 1000)));
+    let q = Queue::new(Arc::new(store), settings, clock.clone());
+    let r = &rec[0];
+    q.insert(r.id, r.lane, &r.envelope, &r.state, r.size);
+    let p = q.poll();
+    assert!(p.resolve.is_empty() && p.grants.is_empty());
+    assert_eq!(p.wake_at_ms, Some(T0 + 60_000));
+    clock.0.store(T0 + 60_000, Ordering::SeqCst);
+    assert_eq!(q.poll().resolve.len(), 1);
+}
+
+#[tokio::test]
+async fn delivered_messages_leave_the_spool() {
+    let f = fixture(QueueSettings::default());
+    let id = f.add(lane(4), &["x@a.test", "y@b.test"]);
+    let mut g = f.resolve_all(SiteLimits::default());
+    assert_eq!(g.len(), 2, "two sites, one connection each");
+    let n = Notices::default();
+    let a = item(f.queue.take(&mut g[0]));
+    let b = item(f.queue.take(&mut g[1]));
+    assert_ne!(a.domain, b.domain);
+    // an outcome for a recipient the item does not carry is ignored
+    let (ia, ib) = (a.recipients[0].0, b.recipients[0].0);
+    f.queue.complete(a, vec![(ia, delivered()), (ib, delivered())], &n).await;
+    assert!(f.store.get(id, lane(4)).is_ok(), "one recipient still pending");
+    f.queue.complete(b, vec![(ib, delivered())], &n).await;
+    assert!(f.store.get(id, lane(4)).is_err(), "removed when all are done");
+    assert!(f.queue.is_empty());
+    assert!(n.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn failures_and_expiry_ask_for_dsns() {
+    let settings = QueueSettings {
+        policy: laneway_common::config::Queue {
+            retry_base: Duration::from_secs(60),
+            max_age: Duration::from_secs(300),
+            delay_warning: Duration::from_secs(120),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let f = fixture(settings);
+    let id = f.add(lane(2), &["x@a.test", "y@a.test"]);
+    let mut g = f.resolve_all(SiteLimits::default());
+    let n = Notices::default();
+    let it = item(f.queue.take(&mut g[0]));
+    assert_eq!(it.recipients.len(), 2, "same domain: one transaction");
+    f.queue
+        .complete(
+            it,
+            vec![
+                (0, Outcome::Failed { reply: "550 5.1.1 no such user".into() }),
+                (1, Outcome::Deferred { reply: "451 4.3.0 later".into() }),
+            ],
+            &n,
+        )
+        .await;
+    assert_eq!(n.0.lock().unwrap().clone(), vec![(id, DsnAction::Failed, vec![0])]);
+    // deferred again at 100 s (no warning yet), then at 230 s (past the
+    // 120 s delay warning: one delay DSN), then at 330 s (past max_age: failed)
+    let later = || vec![(1, Outcome::Deferred { reply: "451 4.3.0 later".into() })];
+    for step in [100, 130] {
+        f.advance(Duration::from_secs(step));
+        f.queue.poll();
+        let it = item(f.queue.take(&mut g[0]));
+        f.queue.complete(it, later(), &n).await;
+    }
+    let got = n.0.lock().unwrap().clone();
+    assert!(got.contains(&(id, DsnAction::Delayed, vec![1])), "{got:?}");
+    f.advance(Duration::from_secs(100));
+    f.queue.poll();
+    let it = item(f.queue.take(&mut g[0]));
+    f.queue.complete(it, later(), &n).await;
+    let got = n.0.lock().unwrap().clone();
+    assert_eq!(got.iter().filter(|(_, a, _)| *a == DsnAction::Delayed).count(), 1);
+    assert_eq!(got.last().unwrap(), &(id, DsnAction::Failed, vec![1]));
+    assert!(f.queue.is_empty());
+}
+
+#[tokio::test]
+async fn sites_share_the_global_limit_highest_lane_first() {
+    let f = fixture(QueueSettings {
+        max_connections: 1,
+        ..Default::default()
+    });
+    f.add(lane(1), &["x@a.test"]);
+    f.add(lane(6), &["y@b.test"]);
+    let g = f.resolve_all(SiteLimits::default());
+    assert_eq!(g.len(), 1);
+    assert_eq!(&*g[0].site, "site-b", "the site with the higher lane goes first");
+}
+
+#[tokio::test]
+async fn an_unreachable_site_defers_its_work_after_repeated_failures() {
+    let f = fixture(QueueSettings::default());
+    for _ in 0..5 {
+        f.add(lane(3), &["x@a.test"]);
+    }
+    let mut deferred = Vec::new();
+    for round in 0..DEAD_AFTER {
+        let mut g = if round == 0 {
+            f.resolve_all(SiteLimits::default())
+        } else {
+            f.advance(Duration::from_secs(600));
+            f.queue.poll().grants
+        };
+        assert!(!g.is_empty(), "round {round}: a probe connection");
+        let mut first = g.remove(0);
+        for other in g {
+            deferred.extend(f.queue.release(other, ConnReport::default()));
+        }
+        let it = item(f.queue.take(&mut first));
+        let n = Notices::default();
+        f.queue
+            .complete(it, vec![(0, Outcome::Deferred { reply: "connect failed".into() })], &n)
+            .await;
+        deferred.extend(f.queue.release(
+            first,
+            ConnReport {
+                connect_failed: true,
+                ..Default::default()
+            },
+        ));
+    }
+    // everything ready but the probe in flight is handed back for deferral
+    assert_eq!(deferred.len(), 4);
+    assert!(f.queue.poll().grants.is_empty());
+}
+
+#[tokio::test]
+async fn unresolvable_domains_hand_back_their_work() {
+    let f = fixture(QueueSettings::default());
+    let id = f.add(lane(4), &["x@nowhere.test"]);
+    let p = f.queue.poll();
+    assert_eq!(p.resolve.len(), 1);
+    let items = f.queue.resolve_failed(&p.resolve[0]);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].id, id);
+    assert!(f.queue.poll().resolve.is_empty(), "not resolved again until due");
+}
+
+#[tokio::test]
+async fn rate_limits_space_out_messages() {
+    let f = fixture(QueueSettings::default());
+    for _ in 0..3 {
+        f.add(lane(4), &["x@a.test"]);
+    }
+    let mut g = f.resolve_all(SiteLimits {
+        max_connections: 1,
+        rate: Some("2/s".parse().unwrap()),
+        ..Default::default()
+    });
+    item(f.queue.take(&mut g[0]));
+    assert!(matches!(f.queue.take(&mut g[0]), Take::Wait(500)));
+    f.advance(Duration::from_millis(500));
+    item(f.queue.take(&mut g[0]));
+}
+
