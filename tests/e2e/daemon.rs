@@ -21,7 +21,11 @@ local_domains = ["local.test"]
 
 /// Sends messages over `conns` connections until the connection breaks,
 /// recording every id that got its 250.
-fn blast(addr: std::net::SocketAddr, conns: usize, acked: Arc<Mutex<Vec<String>>>) -> Vec<std::thread::JoinHandle<()>> {
+fn blast(
+    addr: std::net::SocketAddr,
+    conns: usize,
+    acked: Arc<Mutex<Vec<String>>>,
+) -> Vec<std::thread::JoinHandle<()>> {
     (0..conns)
         .map(|n| {
             let acked = acked.clone();
@@ -39,11 +43,17 @@ fn blast(addr: std::net::SocketAddr, conns: usize, acked: Arc<Mutex<Vec<String>>
                         "MAIL FROM:<a@example.com>\r\nRCPT TO:<r{n}-{i}@example.net>\r\nDATA\r\n"
                     );
                     c.send(body.as_bytes());
-                    let ok = (0..3).all(|_| c.try_reply().is_ok_and(|r| r.starts_with('2') || r.starts_with('3')));
+                    let ok = (0..3).all(|_| {
+                        c.try_reply()
+                            .is_ok_and(|r| r.starts_with('2') || r.starts_with('3'))
+                    });
                     if !ok {
                         return;
                     }
-                    let content = format!("Subject: {n}-{i}\r\n\r\n{}.\r\n", format!("{}\r\n", "x".repeat(78)).repeat(50));
+                    let content = format!(
+                        "Subject: {n}-{i}\r\n\r\n{}.\r\n",
+                        format!("{}\r\n", "x".repeat(78)).repeat(50)
+                    );
                     c.send(content.as_bytes());
                     match c.try_reply() {
                         Ok(r) if r.starts_with("250") => acked.lock().unwrap().push(queued_id(&r)),
@@ -63,7 +73,9 @@ fn kill_9_never_loses_an_acknowledged_message() {
     for round in 0..3 {
         let before = acked.lock().unwrap().len();
         let threads = blast(d.addr("mx"), conns, acked.clone());
-        eventually("some messages acknowledged", || acked.lock().unwrap().len() >= before + 40);
+        eventually("some messages acknowledged", || {
+            acked.lock().unwrap().len() >= before + 40
+        });
         d.kill9();
         for t in threads {
             t.join().unwrap();
@@ -71,14 +83,26 @@ fn kill_9_never_loses_an_acknowledged_message() {
         d.restart();
         let on_disk: HashSet<String> = d.spooled_ids(4).into_iter().collect();
         let acked_now: Vec<String> = acked.lock().unwrap().clone();
-        let missing: Vec<&String> = acked_now.iter().filter(|id| !on_disk.contains(*id)).collect();
-        assert!(missing.is_empty(), "round {round}: acknowledged but lost: {missing:?}");
+        let missing: Vec<&String> = acked_now
+            .iter()
+            .filter(|id| !on_disk.contains(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "round {round}: acknowledged but lost: {missing:?}"
+        );
         // beyond those acknowledged, at most the one in flight per connection
         let extra = on_disk.len() - acked_now.len();
-        assert!(extra <= conns * (round + 1), "round {round}: {extra} unacknowledged extras");
+        assert!(
+            extra <= conns * (round + 1),
+            "round {round}: {extra} unacknowledged extras"
+        );
         let tmp: Vec<_> = std::fs::read_dir(d.spool().join("tmp")).unwrap().collect();
         assert!(tmp.is_empty(), "temp files left behind: {tmp:?}");
-        assert!(d.logs().iter().any(|l| l.contains("spool recovered") && l.contains(&format!("messages={}", on_disk.len()))));
+        assert!(
+            d.logs().iter().any(|l| l.contains("spool recovered")
+                && l.contains(&format!("messages={}", on_disk.len())))
+        );
     }
 }
 
@@ -140,7 +164,8 @@ fn systemd_is_told_ready_after_the_listeners_are_bound() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
-    sock.set_read_timeout(Some(laneway_tests::DEADLINE)).unwrap();
+    sock.set_read_timeout(Some(laneway_tests::DEADLINE))
+        .unwrap();
     let d = Daemon::start_with_env(ONE, &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).unwrap();
@@ -150,10 +175,16 @@ fn systemd_is_told_ready_after_the_listeners_are_bound() {
     let mut c = Client::connect(d.addr("mx"));
     c.greeting("220");
     let logs = d.logs();
-    let listening = logs.iter().position(|l| l.contains("listening name=mx addr=127.0.0.1:")).unwrap();
+    let listening = logs
+        .iter()
+        .position(|l| l.contains("listening name=mx addr=127.0.0.1:"))
+        .unwrap();
     let ready = logs.iter().position(|l| l.contains(" ready")).unwrap();
     assert!(listening < ready);
-    assert!(!logs[..listening].iter().any(|l| l.contains("ready")), "a line before the bind says ready");
+    assert!(
+        !logs[..listening].iter().any(|l| l.contains("ready")),
+        "a line before the bind says ready"
+    );
 }
 
 #[test]
@@ -193,21 +224,35 @@ fn check_config_reports_every_problem_and_fails() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for needle in ["hostnme", "max_recipients = 5", "needs a [tls]", "[queue]", "4 problem(s)"] {
+    for needle in [
+        "hostnme",
+        "max_recipients = 5",
+        "needs a [tls]",
+        "[queue]",
+        "4 problem(s)",
+    ] {
         assert!(err.contains(needle), "{needle} missing in:\n{err}");
     }
     let ok = std::process::Command::new(laneway_bin())
         .args(["check-config"])
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 #[test]
 fn spool_stats_works_with_the_daemon_stopped() {
     let mut d = Daemon::start(ONE);
     let mut c = Client::hello(d.addr("mx"));
-    queued_id(&c.send_mail("a@example.com", &["b@example.net"], "Subject: x\r\n\r\nx\r\n"));
+    queued_id(&c.send_mail(
+        "a@example.com",
+        &["b@example.net"],
+        "Subject: x\r\n\r\nx\r\n",
+    ));
     d.stop();
     let stats = d.spool_stats();
     assert_eq!(stats["total"], 1);

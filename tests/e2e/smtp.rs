@@ -25,7 +25,9 @@ fn a_relaying_server_hands_over_mail_and_it_is_on_disk() {
     let mut c = Client::connect(d.addr("mx"));
     c.greeting("220 laneway.test");
     let ehlo = c.cmd("EHLO relay.client.test", "250-laneway.test");
-    assert!(ehlo.contains("PIPELINING") && ehlo.contains("SIZE 102400") && ehlo.contains("CHUNKING"));
+    assert!(
+        ehlo.contains("PIPELINING") && ehlo.contains("SIZE 102400") && ehlo.contains("CHUNKING")
+    );
     let r = c.send_mail(
         "alice@example.com",
         &["bob@example.net"],
@@ -39,10 +41,20 @@ fn a_relaying_server_hands_over_mail_and_it_is_on_disk() {
     assert_eq!(stats["total"], 1);
     assert_eq!(stats["lanes"]["4"], 1);
     let file = String::from_utf8(d.spooled_file(4, &id)).unwrap();
-    assert!(!file.to_ascii_lowercase().contains("x-priority-queue"), "{file}");
-    assert!(file.contains(&format!("by laneway.test (Laneway) with ESMTP id {id}")), "{file}");
+    assert!(
+        !file.to_ascii_lowercase().contains("x-priority-queue"),
+        "{file}"
+    );
+    assert!(
+        file.contains(&format!("by laneway.test (Laneway) with ESMTP id {id}")),
+        "{file}"
+    );
     assert!(file.contains("\r\n.leading dot\r\n"));
-    assert!(d.logs().iter().any(|l| l.contains(&format!("id={id}")) && l.contains("queued")));
+    assert!(
+        d.logs()
+            .iter()
+            .any(|l| l.contains(&format!("id={id}")) && l.contains("queued"))
+    );
 }
 
 #[test]
@@ -104,7 +116,11 @@ fn size_limit_is_enforced_and_the_connection_survives() {
     let big = format!("Subject: big\r\n\r\n{}", "x".repeat(900) + "\r\n").repeat(150);
     let r = c.send_mail("a@example.com", &["b@example.net"], &big);
     assert!(r.starts_with("552 5.3.4"), "{r}");
-    let ok = c.send_mail("a@example.com", &["b@example.net"], "Subject: small\r\n\r\nok\r\n");
+    let ok = c.send_mail(
+        "a@example.com",
+        &["b@example.net"],
+        "Subject: small\r\n\r\nok\r\n",
+    );
     queued_id(&ok);
     assert_eq!(d.spool_stats()["total"], 1);
 }
@@ -128,8 +144,17 @@ fn bdat_and_pipelining() {
 fn every_smuggling_shape_is_refused_and_nothing_is_stored() {
     let d = Daemon::start(PLAIN);
     let shapes: [&[u8]; 11] = [
-        b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r.\r", b"\n.\r", b"\r.\n", b"\r\n.\n",
-        b"\r\n.\r\r\n", b"\r\r\n.\r\r\n", b"\r\n\x00.\r\n",
+        b"\n.\n",
+        b"\n.\r\n",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\r.\r",
+        b"\n.\r",
+        b"\r.\n",
+        b"\r\n.\n",
+        b"\r\n.\r\r\n",
+        b"\r\r\n.\r\r\n",
+        b"\r\n\x00.\r\n",
     ];
     for shape in shapes {
         let mut c = Client::hello(d.addr("mx"));
@@ -186,14 +211,20 @@ allowed_from_domains = ["example.com"]
     let mut c = Client::connect(d.addr("submission"));
     c.greeting("220");
     let ehlo = c.cmd("EHLO app.test", "250");
-    assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
+    assert!(
+        ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"),
+        "{ehlo}"
+    );
     c.cmd("AUTH PLAIN AGFwcABzM2NyZXQ=", "538 5.7.11");
     c.cmd("MAIL FROM:<a@example.com>", "530 5.7.0");
     c.cmd("STARTTLS", "220");
     let mut c = c.start_tls(tls.clone());
     c.cmd("MAIL FROM:<a@example.com>", "503 5.5.1"); // state was reset: EHLO again
     let ehlo = c.cmd("EHLO app.test", "250");
-    assert!(!ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
+    assert!(
+        !ehlo.contains("STARTTLS") && ehlo.contains("AUTH PLAIN LOGIN"),
+        "{ehlo}"
+    );
     c.cmd("AUTH PLAIN AGFwcAB3cm9uZw==", "535 5.7.8"); // app / wrong
     c.cmd("AUTH PLAIN AG5vYm9keQBzM2NyZXQ=", "535 5.7.8"); // nobody / s3cret
     c.cmd("AUTH LOGIN", "334 VXNlcm5hbWU6");
@@ -201,7 +232,11 @@ allowed_from_domains = ["example.com"]
     c.cmd("czNjcmV0", "235 2.7.0");
     c.cmd("AUTH PLAIN AGFwcABzM2NyZXQ=", "503 5.5.1");
     c.cmd("MAIL FROM:<a@other.test>", "550 5.7.1");
-    let r = c.send_mail("a@example.com", &["b@example.net"], "Subject: authed\r\n\r\nx\r\n");
+    let r = c.send_mail(
+        "a@example.com",
+        &["b@example.net"],
+        "Subject: authed\r\n\r\nx\r\n",
+    );
     let id = queued_id(&r);
     let file = String::from_utf8(d.spooled_file(4, &id)).unwrap();
     assert!(file.contains("with ESMTPSA id"), "{file}");
@@ -248,7 +283,12 @@ fn laneway_hash(pw: &str) -> String {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(pw.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(pw.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()

@@ -46,6 +46,10 @@ start_laneway() {
     local name=$1 cfg=$2 dir="$WORK/$1"
     mkdir -p "$dir"
     printf '[server]\nhostname = "laneway.test"\nspool_dir = "%s/spool"\n%s\n' "$dir" "$cfg" >"$dir/laneway.toml"
+    # never the system resolver: without a [dns] of its own, a test's mail
+    # asks a name server address where nothing listens, and stays queued
+    grep -q '^\[dns\]' "$dir/laneway.toml" ||
+        printf '[dns]\nnameservers = ["127.0.0.1:9"]\ntimeout = "1s"\nattempts = 1\n' >>"$dir/laneway.toml"
     "$LANEWAY" serve --config "$dir/laneway.toml" 2>"$dir/log" &
     local pid=$!
     PIDS+=("$pid")

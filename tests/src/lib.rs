@@ -3,6 +3,7 @@
 //! lines, and talks SMTP to it. Nothing here sleeps for luck: every wait is
 //! on a condition with a deadline.
 
+pub mod dns;
 pub mod smtp;
 pub mod tls;
 
@@ -121,7 +122,20 @@ impl Daemon {
         let text = if self.config.contains("spool_dir") {
             self.config.clone()
         } else {
-            format!("[server]\nhostname = \"laneway.test\"\nspool_dir = \"{{dir}}/spool\"\n{}", self.config)
+            format!(
+                "[server]\nhostname = \"laneway.test\"\nspool_dir = \"{{dir}}/spool\"\n{}",
+                self.config
+            )
+        };
+        // Never the system resolver, never a real host (DESIGN §7): a test
+        // that sets up no DNS of its own gets a name server address where
+        // nothing listens, so its mail is accepted and stays deferred.
+        let text = if text.contains("[dns]") {
+            text
+        } else {
+            format!(
+                "{text}\n[dns]\nnameservers = [\"127.0.0.1:9\"]\ntimeout = \"1s\"\nattempts = 1\n"
+            )
         };
         self.config = text.clone();
         self.write_config(&text);
@@ -129,7 +143,10 @@ impl Daemon {
         cmd.arg("serve")
             .arg("--config")
             .arg(self.config_path())
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("LANEWAY_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -265,7 +282,11 @@ impl Daemon {
     /// Message counts per lane from `laneway spool stats --json`.
     pub fn spool_stats(&self) -> serde_json::Value {
         let out = self.cli(&["spool", "stats", "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("stats JSON")
     }
 
@@ -275,7 +296,11 @@ impl Daemon {
         let lane_dir = self.spool().join("lanes").join(lane.to_string());
         if let Ok(shards) = std::fs::read_dir(lane_dir) {
             for shard in shards.flatten() {
-                for f in std::fs::read_dir(shard.path()).into_iter().flatten().flatten() {
+                for f in std::fs::read_dir(shard.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
                     let name = f.file_name().to_string_lossy().into_owned();
                     if name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
                         ids.push(name);

@@ -73,7 +73,12 @@ impl Client {
 
     /// Reads one whole reply (all lines of a multi-line reply).
     pub fn reply(&mut self) -> String {
-        self.try_reply().unwrap_or_else(|e| panic!("no reply: {e}; had {:?}", String::from_utf8_lossy(&self.buf)))
+        self.try_reply().unwrap_or_else(|e| {
+            panic!(
+                "no reply: {e}; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
     }
 
     /// Reads one whole reply, or the I/O error (timeout, EOF).
@@ -86,7 +91,10 @@ impl Client {
             let mut chunk = [0u8; 8192];
             let n = self.io.read(&mut chunk)?;
             if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -96,7 +104,10 @@ impl Client {
     pub fn cmd(&mut self, line: &str, expect: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes());
         let r = self.reply();
-        assert!(r.starts_with(expect), "{line:?} -> {r:?}, wanted {expect:?}");
+        assert!(
+            r.starts_with(expect),
+            "{line:?} -> {r:?}, wanted {expect:?}"
+        );
         r
     }
 
@@ -125,8 +136,14 @@ impl Client {
 
     /// Upgrades with STARTTLS (the 220 must already have been read) using `config`.
     pub fn start_tls(mut self, config: Arc<rustls::ClientConfig>) -> Client {
-        assert!(self.buf.is_empty(), "bytes buffered before the TLS handshake: {:?}", self.buf);
-        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap().to_owned();
+        assert!(
+            self.buf.is_empty(),
+            "bytes buffered before the TLS handshake: {:?}",
+            self.buf
+        );
+        let name = rustls_pki_types::ServerName::try_from("localhost")
+            .unwrap()
+            .to_owned();
         let conn = rustls::ClientConnection::new(config, name).expect("tls client");
         let tcp = self.tcp.try_clone().unwrap();
         let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -179,6 +196,9 @@ pub fn queued_id(reply: &str) -> String {
         .next()
         .expect("id in reply")
         .to_string();
-    assert!(reply.starts_with("250") && id.len() == 16, "not a queued reply: {reply:?}");
+    assert!(
+        reply.starts_with("250") && id.len() == 16,
+        "not a queued reply: {reply:?}"
+    );
     id
 }

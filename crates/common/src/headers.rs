@@ -147,7 +147,10 @@ mod tests {
         assert!(f[0].is("received"));
         assert_eq!(f[0].text(), "from a by b");
         assert_eq!(f[1].text(), "9");
-        assert_eq!(body_offset(MSG), MSG.len() - b"X-Priority-Queue: body\r\n".len());
+        assert_eq!(
+            body_offset(MSG),
+            MSG.len() - b"X-Priority-Queue: body\r\n".len()
+        );
     }
 
     #[test]
@@ -164,7 +167,10 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_795_813_110), "Fri, 27 Nov 2026 20:58:30 +0000");
+        assert_eq!(
+            rfc5322_date(1_795_813_110),
+            "Fri, 27 Nov 2026 20:58:30 +0000"
+        );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
     }
 }

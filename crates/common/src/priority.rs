@@ -175,12 +175,8 @@ impl FromStr for LaneSet {
                 Some((a, b)) => (a.trim(), b.trim()),
                 None => (part, part),
             };
-            let lo: Priority = lo
-                .parse()
-                .map_err(|e| format!("lanes {s:?}: {e}"))?;
-            let hi: Priority = hi
-                .parse()
-                .map_err(|e| format!("lanes {s:?}: {e}"))?;
+            let lo: Priority = lo.parse().map_err(|e| format!("lanes {s:?}: {e}"))?;
+            let hi: Priority = hi.parse().map_err(|e| format!("lanes {s:?}: {e}"))?;
             if lo > hi {
                 return Err(format!("lanes {s:?}: range {lo}-{hi} is backwards"));
             }

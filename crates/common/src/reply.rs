@@ -177,7 +177,10 @@ mod tests {
 
     #[test]
     fn errors_map_to_rfc_codes() {
-        assert_eq!(IngestError::SpoolFull.reply().to_wire(), "452 4.3.1 Insufficient system storage\r\n");
+        assert_eq!(
+            IngestError::SpoolFull.reply().to_wire(),
+            "452 4.3.1 Insufficient system storage\r\n"
+        );
         let e = IngestError::InvalidPriority {
             source_name: "X-Priority-Queue header".into(),
             detail: "got 12".into(),

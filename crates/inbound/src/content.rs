@@ -166,12 +166,7 @@ impl ContentReader {
     }
 
     fn content_byte(&mut self, out: &mut Vec<u8>, b: u8) {
-        if self.at == At::LineStart
-            && self.in_header
-            && b != b' '
-            && b != b'\t'
-            && b != b'\r'
-        {
+        if self.at == At::LineStart && self.in_header && b != b' ' && b != b'\t' && b != b'\r' {
             self.header_fields += 1;
         }
         if b == 0 {
@@ -306,7 +301,9 @@ mod tests {
         for shape in shapes {
             let mut input = b"Subject: x\r\n\r\nfirst".to_vec();
             input.extend_from_slice(shape);
-            input.extend_from_slice(b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nx\r\n");
+            input.extend_from_slice(
+                b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nx\r\n",
+            );
             let (end, _, p) = data(&input, limits());
             assert_eq!(end, None, "ended early on {shape:?}");
             assert!(p.bare_lf || p.bare_cr || p.nul, "not flagged: {shape:?}");
@@ -370,9 +367,15 @@ mod tests {
         assert!(!data(&input, limits()).2.long_line);
         let mut l = limits();
         l.max_header_fields = 3;
-        let (_, _, p) = data(b"A: 1\r\nB: 2\r\n folded\r\nC: 3\r\nD: 4\r\n\r\nE: body\r\n.\r\n", l);
+        let (_, _, p) = data(
+            b"A: 1\r\nB: 2\r\n folded\r\nC: 3\r\nD: 4\r\n\r\nE: body\r\n.\r\n",
+            l,
+        );
         assert!(p.header_too_big);
-        let (_, _, p) = data(b"A: 1\r\nB: 2\r\n folded\r\nC: 3\r\n\r\nE: body\r\nF: x\r\n.\r\n", l);
+        let (_, _, p) = data(
+            b"A: 1\r\nB: 2\r\n folded\r\nC: 3\r\n\r\nE: body\r\nF: x\r\n.\r\n",
+            l,
+        );
         assert!(!p.header_too_big);
     }
 

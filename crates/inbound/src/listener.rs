@@ -87,7 +87,10 @@ pub async fn serve(tcp: TcpListener, config: Listener, shared: Arc<Shared>) {
             }
         };
         if shared.lifecycle.is_shutting_down() {
-            refuse(stream, "421 4.3.2 Service shutting down, try again later\r\n");
+            refuse(
+                stream,
+                "421 4.3.2 Service shutting down, try again later\r\n",
+            );
             continue;
         }
         let listener = shared
@@ -103,7 +106,10 @@ pub async fn serve(tcp: TcpListener, config: Listener, shared: Arc<Shared>) {
             listener.max_connections_per_ip,
         ) else {
             tracing::warn!(listener = %config.name, peer = %peer.ip(), "connection limit reached");
-            refuse(stream, "421 4.3.2 Too many connections, try again later\r\n");
+            refuse(
+                stream,
+                "421 4.3.2 Too many connections, try again later\r\n",
+            );
             continue;
         };
         let local = stream.local_addr().unwrap_or(peer);
@@ -158,7 +164,8 @@ async fn handle(
         };
         match tokio::time::timeout(handshake, TlsAcceptor::from(cfg).accept(tcp)).await {
             Ok(Ok(mut tls)) => {
-                let mut session = Session::new(shared, listener, conn).into_tls(tls_info(tls.get_ref().1));
+                let mut session =
+                    Session::new(shared, listener, conn).into_tls(tls_info(tls.get_ref().1));
                 session.greet();
                 session.run(&mut tls).await;
             }

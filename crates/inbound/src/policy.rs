@@ -60,7 +60,11 @@ pub fn raw_path(line: &[u8]) -> Option<RawPath> {
 /// Checks the lengths of an address, returning the `501` reply on failure.
 pub fn check_lengths(address: &str, raw: &RawPath) -> Result<(), Reply> {
     if raw.text.len() + 2 > MAX_PATH {
-        return Err(Reply::new(501, (5, 1, 3), "Path too long (RFC 5321 4.5.3.1.3)"));
+        return Err(Reply::new(
+            501,
+            (5, 1, 3),
+            "Path too long (RFC 5321 4.5.3.1.3)",
+        ));
     }
     if let Some((local, domain)) = address.rsplit_once('@') {
         if local.len() > MAX_LOCAL_PART {
@@ -71,7 +75,11 @@ pub fn check_lengths(address: &str, raw: &RawPath) -> Result<(), Reply> {
             ));
         }
         if domain.len() > MAX_DOMAIN {
-            return Err(Reply::new(501, (5, 1, 3), "Domain too long (RFC 5321 4.5.3.1.2)"));
+            return Err(Reply::new(
+                501,
+                (5, 1, 3),
+                "Domain too long (RFC 5321 4.5.3.1.2)",
+            ));
         }
     }
     Ok(())
@@ -155,7 +163,12 @@ mod tests {
             ..Default::default()
         };
         let long_local = format!("{}@x.test", "a".repeat(65));
-        assert_eq!(check_lengths(&long_local, &raw(&long_local)).unwrap_err().code, 501);
+        assert_eq!(
+            check_lengths(&long_local, &raw(&long_local))
+                .unwrap_err()
+                .code,
+            501
+        );
         let ok = format!("{}@x.test", "a".repeat(64));
         assert!(check_lengths(&ok, &raw(&ok)).is_ok());
         let long_path = format!("a@{}", "b".repeat(254));

@@ -26,6 +26,34 @@ pub fn deep_check(config: &Config) -> Vec<String> {
     if let Err(e) = laneway_inbound::Settings::new(config) {
         errors.push(e.to_string());
     }
+    if let Err(e) = laneway_outbound::TlsClients::new(config.outbound.ca_file.as_deref()) {
+        errors.push(e);
+    }
+    for r in &config.routes {
+        if let Err(e) = laneway_outbound::lookup::parse_via(&r.via, config.outbound.port) {
+            errors.push(format!("[[route]] {:?}: {e}", r.domain));
+        }
+        if let Some(f) = &r.auth_password_file
+            && let Err(e) = std::fs::read(f)
+        {
+            errors.push(format!(
+                "[[route]] {:?}: auth_password_file {}: {e}",
+                r.domain,
+                f.display()
+            ));
+        }
+    }
+    if let Some(p) = &config.log.events
+        && let Some(dir) = p.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.is_dir()
+    {
+        errors.push(format!(
+            "[log] events {}: directory {} does not exist",
+            p.display(),
+            dir.display()
+        ));
+    }
     errors
 }
 
@@ -104,7 +132,10 @@ pub fn hash_password() -> ExitCode {
         eprintln!("empty password");
         return ExitCode::FAILURE;
     }
-    println!("{}", laneway_inbound::auth::hash_password(password.as_bytes()));
+    println!(
+        "{}",
+        laneway_inbound::auth::hash_password(password.as_bytes())
+    );
     ExitCode::SUCCESS
 }
 
@@ -124,7 +155,10 @@ mod tests {
     #[test]
     fn the_embedded_default_loads() {
         let loaded = load(None).unwrap();
-        assert_eq!(loaded.config.listeners[0].bind.to_string(), "127.0.0.1:2525");
+        assert_eq!(
+            loaded.config.listeners[0].bind.to_string(),
+            "127.0.0.1:2525"
+        );
         assert_eq!(loaded.config.server.spool_dir, Path::new("./spool"));
     }
 }

@@ -61,7 +61,11 @@ impl Ingestor {
     fn check_space(&self) -> Result<(), IngestError> {
         match self.store.free_bytes() {
             Ok(free) if free < self.min_free_bytes => {
-                tracing::warn!(free, min_free_bytes = self.min_free_bytes, "spool file system nearly full; refusing new mail");
+                tracing::warn!(
+                    free,
+                    min_free_bytes = self.min_free_bytes,
+                    "spool file system nearly full; refusing new mail"
+                );
                 Err(IngestError::SpoolFull)
             }
             Ok(_) => Ok(()),
@@ -98,7 +102,11 @@ pub fn received_field(hostname: &str, id: MessageId, env: &Envelope, now_secs: i
     let mut s = String::from("Received:");
     if o.helo.is_some() || o.peer.is_some() {
         let helo = o.helo.as_deref().unwrap_or("unknown");
-        let helo: String = helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+        let helo: String = helo
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(255)
+            .collect();
         match o.peer {
             Some(ip) => s.push_str(&format!(" from {helo} ([{ip}])\r\n\t")),
             None => s.push_str(&format!(" from {helo}\r\n\t")),

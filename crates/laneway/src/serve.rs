@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use laneway_common::{Config, Lifecycle};
 use laneway_inbound::{Settings, Shared};
-use laneway_spool::DiskStore;
+use laneway_outbound::{Dispatcher, DsnNotifier, Events, Lookup, TlsClients};
+use laneway_spool::queue::{Queue, QueueSettings, SystemClock};
+use laneway_spool::{DiskStore, MessageState};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -25,7 +27,10 @@ pub fn main(path: Option<PathBuf>) -> ExitCode {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
-            eprintln!("laneway: the configuration has {} problem(s); not starting", errors.0.len());
+            eprintln!(
+                "laneway: the configuration has {} problem(s); not starting",
+                errors.0.len()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -92,25 +97,62 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     );
     let floor = recovered.iter().map(|r| r.id).max();
     let store = Arc::new(store);
-    let ingest = Arc::new(Ingestor::new(
+    let outbound = laneway_outbound::Settings::from_config(&config);
+    let queue = Arc::new(Queue::new(
+        store.clone(),
+        queue_settings(&config, &outbound),
+        Arc::new(SystemClock),
+    ));
+    for r in &recovered {
+        queue.insert(r.id, r.lane, &r.envelope, &r.state, r.size);
+    }
+    drop(recovered);
+    let mut ingestor = Ingestor::new(
         store.clone(),
         floor,
         config.server.hostname.clone(),
         config.spool.min_free_bytes,
         lifecycle.clone(),
-    ));
+    );
+    ingestor.set_on_spooled(queue.clone());
+    let ingest = Arc::new(ingestor);
     let settings = Settings::new(&config)?;
     let shared = Shared::new(settings, ingest.clone(), lifecycle.clone());
 
     let mut servers = Vec::new();
+    let mut own = Vec::new();
     for l in &config.listeners {
         let tcp = TcpListener::bind(l.bind)
             .await
             .with_context(|| format!("listener {}: cannot bind {}", l.name, l.bind))?;
         let addr = tcp.local_addr()?;
         tracing::info!(name = %l.name, addr = %addr, "listening");
-        servers.push(tokio::spawn(laneway_inbound::serve(tcp, l.clone(), shared.clone())));
+        own.push(addr);
+        servers.push(tokio::spawn(laneway_inbound::serve(
+            tcp,
+            l.clone(),
+            shared.clone(),
+        )));
     }
+
+    let notifier = Arc::new(DsnNotifier::new(
+        ingest.clone(),
+        config.server.hostname.clone(),
+    ));
+    let events = Arc::new(
+        Events::open(config.log.events.as_deref())
+            .with_context(|| format!("opening [log] events {:?}", config.log.events))?,
+    );
+    let dispatcher = Dispatcher::new(
+        queue.clone(),
+        lookup(&config, &own)?,
+        TlsClients::new(config.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
+        outbound,
+        notifier,
+        events,
+        lifecycle.clone(),
+    );
+    let delivering = tokio::spawn(dispatcher.clone().run());
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -125,7 +167,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(path.as_deref(), &config, &shared),
+            _ = hup.recv() => reload(path.as_deref(), &config, &shared, &queue, &dispatcher, &own),
         }
     }
 
@@ -138,18 +180,69 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     if lifecycle.drained(config.server.grace_period).await {
         tracing::info!("drained; exiting");
     } else {
-        tracing::warn!(active = lifecycle.active(), "grace period over; exiting with work in progress (nothing acknowledged is lost)");
+        tracing::warn!(
+            active = lifecycle.active(),
+            "grace period over; exiting with work in progress (nothing acknowledged is lost)"
+        );
     }
     for s in servers {
         s.abort();
     }
+    delivering.abort();
     Ok(())
+}
+
+/// The scheduler settings of a configuration.
+fn queue_settings(c: &Config, outbound: &laneway_outbound::Settings) -> QueueSettings {
+    QueueSettings {
+        policy: c.queue.clone(),
+        pools: outbound.pool_lanes(),
+        max_connections: c.outbound.max_connections,
+        max_recipients: c.outbound.max_recipients_per_transaction,
+    }
+}
+
+/// The next-hop resolver of a configuration; `own` are our listeners' addresses.
+fn lookup(c: &Config, own: &[std::net::SocketAddr]) -> anyhow::Result<Lookup> {
+    let resolver = laneway_outbound::lookup::resolver(&c.dns).map_err(anyhow::Error::msg)?;
+    Ok(Lookup::new(
+        resolver,
+        c.routes.clone(),
+        c.outbound.port,
+        own.to_vec(),
+    ))
+}
+
+impl crate::ingest::OnSpooled for Queue {
+    fn spooled(
+        &self,
+        id: laneway_common::MessageId,
+        lane: laneway_common::Priority,
+        envelope: &laneway_common::Envelope,
+        size: usize,
+    ) {
+        self.insert(
+            id,
+            lane,
+            envelope,
+            &MessageState::new(envelope.recipients.len()),
+            size as u64,
+        );
+    }
 }
 
 /// SIGHUP: re-read the configuration file; swap in what can change while
 /// running (TLS certificates, relay policy, users, limits of new
-/// connections). An invalid file is reported and the running settings kept.
-fn reload(path: Option<&Path>, running: &Config, shared: &Arc<Shared>) {
+/// connections, routes, retry policy, destination limits). An invalid file
+/// is reported and the running settings kept.
+fn reload(
+    path: Option<&Path>,
+    running: &Config,
+    shared: &Arc<Shared>,
+    queue: &Queue,
+    dispatcher: &Dispatcher,
+    own: &[std::net::SocketAddr],
+) {
     let Some(path) = path else {
         tracing::info!("SIGHUP: running the embedded default configuration; nothing to reload");
         return;
@@ -162,12 +255,15 @@ fn reload(path: Option<&Path>, running: &Config, shared: &Arc<Shared>) {
             }
             tracing::error!("reload failed; keeping the running configuration");
         }
-        Ok(loaded) => match Settings::new(&loaded.config) {
+        Ok(loaded) => match prepare(&loaded.config, own) {
             Err(e) => {
                 tracing::error!("reload: {e}");
                 tracing::error!("reload failed; keeping the running configuration");
             }
-            Ok(settings) => {
+            Ok((settings, lookup, tls)) => {
+                let outbound = laneway_outbound::Settings::from_config(&loaded.config);
+                queue.set_settings(queue_settings(&loaded.config, &outbound));
+                dispatcher.reload(outbound, lookup, tls);
                 let binds = |c: &Config| {
                     c.listeners
                         .iter()
@@ -175,7 +271,9 @@ fn reload(path: Option<&Path>, running: &Config, shared: &Arc<Shared>) {
                         .collect::<Vec<_>>()
                 };
                 if binds(&loaded.config) != binds(running) {
-                    tracing::warn!("reload: listener names or addresses changed; that takes a restart");
+                    tracing::warn!(
+                        "reload: listener names or addresses changed; that takes a restart"
+                    );
                 }
                 shared.settings.store(Arc::new(settings));
                 tracing::info!(config = %path.display(), "configuration reloaded");
@@ -183,4 +281,15 @@ fn reload(path: Option<&Path>, running: &Config, shared: &Arc<Shared>) {
         },
     }
     notify(&[sd_notify::NotifyState::Ready]);
+}
+
+/// Everything a reload must build before it may swap anything in.
+fn prepare(
+    c: &Config,
+    own: &[std::net::SocketAddr],
+) -> anyhow::Result<(Settings, Lookup, TlsClients)> {
+    let settings = Settings::new(c)?;
+    let lookup = lookup(c, own)?;
+    let tls = TlsClients::new(c.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
+    Ok((settings, lookup, tls))
 }

@@ -57,8 +57,7 @@ pub fn encode(envelope: &Envelope, message: &[u8]) -> io::Result<Vec<u8>> {
         message.len(),
         crc.finalize()
     );
-    let mut out =
-        Vec::with_capacity(header.len() + env.len() + 1 + message.len() + TRAILER.len());
+    let mut out = Vec::with_capacity(header.len() + env.len() + 1 + message.len() + TRAILER.len());
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(&env);
     out.push(b'\n');
@@ -84,7 +83,8 @@ pub fn parse_header(bytes: &[u8]) -> io::Result<Header> {
         .ok_or_else(|| corrupt("not a Laneway spool file (bad magic)"))?;
     let mut it = rest.split(' ');
     let mut num = |what: &str| -> io::Result<&str> {
-        it.next().ok_or_else(|| corrupt(format!("header lacks {what}")))
+        it.next()
+            .ok_or_else(|| corrupt(format!("header lacks {what}")))
     };
     let env_len = num("envelope length")?
         .parse()

@@ -11,4 +11,6 @@ pub mod state;
 pub mod store;
 
 pub use state::{MessageState, RcptState, RcptStatus};
-pub use store::{DiskStore, LaneCounts, OpenError, Recovered, RecoveryReport, Spooled, lane_counts};
+pub use store::{
+    DiskStore, LaneCounts, OpenError, Recovered, RecoveryReport, Spooled, lane_counts,
+};

@@ -401,7 +401,10 @@ fn read_envelope(path: &Path) -> io::Result<(Envelope, u64)> {
     f.seek(SeekFrom::End(-(trailer.len() as i64)))?;
     f.read_exact(&mut trailer)?;
     if trailer != format::TRAILER {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "missing END trailer"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "missing END trailer",
+        ));
     }
     Ok((format::decode_envelope(&prefix, &h)?, h.msg_len as u64))
 }
@@ -460,12 +463,17 @@ mod tests {
         {
             let (s, rec, _) = DiskStore::open(dir.path(), 4).unwrap();
             assert!(rec.is_empty());
-            s.put(a, lane(0), &envelope(), b"Subject: a\r\n\r\na\r\n").unwrap();
-            s.put(b, lane(9), &envelope(), b"Subject: b\r\n\r\nb\r\n").unwrap();
+            s.put(a, lane(0), &envelope(), b"Subject: a\r\n\r\na\r\n")
+                .unwrap();
+            s.put(b, lane(9), &envelope(), b"Subject: b\r\n\r\nb\r\n")
+                .unwrap();
             let mut st = MessageState::new(1);
             st.attempts = 3;
             s.put_state(a, lane(0), &st).unwrap();
-            assert_eq!(s.get(a, lane(0)).unwrap().message(), b"Subject: a\r\n\r\na\r\n");
+            assert_eq!(
+                s.get(a, lane(0)).unwrap().message(),
+                b"Subject: a\r\n\r\na\r\n"
+            );
             let c = lane_counts(dir.path()).unwrap();
             assert_eq!(c.total, 2);
             assert_eq!(c.lanes["0"], 1);
@@ -475,7 +483,10 @@ mod tests {
         let (s, rec, report) = DiskStore::open(dir.path(), 4).unwrap();
         assert!(report.quarantined.is_empty());
         assert_eq!(rec.len(), 2);
-        assert_eq!((rec[0].id, rec[0].lane, rec[0].state.attempts), (a, lane(7), 3));
+        assert_eq!(
+            (rec[0].id, rec[0].lane, rec[0].state.attempts),
+            (a, lane(7), 3)
+        );
         assert_eq!((rec[1].id, rec[1].lane), (b, lane(9)));
         s.remove(a, lane(7)).unwrap();
         assert_eq!(lane_counts(dir.path()).unwrap().total, 1);

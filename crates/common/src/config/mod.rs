@@ -44,9 +44,8 @@ pub struct Loaded {
 impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![format!("cannot read {}: {e}", path.display())])
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigErrors(vec![format!("cannot read {}: {e}", path.display())]))?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::from_toml(&text, base)
     }
@@ -54,8 +53,8 @@ impl Config {
     /// Parses and validates configuration text. Relative file paths in it
     /// are resolved against `base` (the directory of the file).
     pub fn from_toml(text: &str, base: &Path) -> Result<Loaded, ConfigErrors> {
-        let table: toml::Table = toml::from_str(text)
-            .map_err(|e| ConfigErrors(vec![format!("TOML syntax: {e}")]))?;
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![format!("TOML syntax: {e}")]))?;
         let mut errors = Vec::new();
         let mut cfg = Config::default();
         for (key, value) in table {
@@ -120,7 +119,11 @@ fn array<T: DeserializeOwned>(errors: &mut Vec<String>, name: &str, value: toml:
     for (i, item) in items.into_iter().enumerate() {
         match item.try_into::<T>() {
             Ok(v) => out.push(v),
-            Err(e) => errors.push(format!("[[{name}]] #{}: {}", i + 1, one_line(&e.to_string()))),
+            Err(e) => errors.push(format!(
+                "[[{name}]] #{}: {}",
+                i + 1,
+                one_line(&e.to_string())
+            )),
         }
     }
     out

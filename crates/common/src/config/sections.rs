@@ -143,17 +143,26 @@ pub struct Listener {
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: usize,
     /// Wait for the next command (RFC 5321 §4.5.3.2.7). Default `"5m"`.
-    #[serde(default = "default_command_timeout", deserialize_with = "units::duration")]
+    #[serde(
+        default = "default_command_timeout",
+        deserialize_with = "units::duration"
+    )]
     pub command_timeout: Duration,
     /// Wait for each block of message data (§4.5.3.2.6 asks the client for
     /// 3 min; the server waits as long). Default `"3m"`.
     #[serde(default = "default_data_timeout", deserialize_with = "units::duration")]
     pub data_timeout: Duration,
     /// Whole-transaction deadline from MAIL to the end of data. Default `"30m"`.
-    #[serde(default = "default_transaction_timeout", deserialize_with = "units::duration")]
+    #[serde(
+        default = "default_transaction_timeout",
+        deserialize_with = "units::duration"
+    )]
     pub transaction_timeout: Duration,
     /// Time allowed for a TLS handshake. Default `"30s"`.
-    #[serde(default = "default_tls_handshake_timeout", deserialize_with = "units::duration")]
+    #[serde(
+        default = "default_tls_handshake_timeout",
+        deserialize_with = "units::duration"
+    )]
     pub tls_handshake_timeout: Duration,
     /// Errors (4xx/5xx replies to commands) before the session is closed
     /// with `421`. Default 20.
@@ -401,7 +410,7 @@ pub struct Outbound {
     pub max_connections: usize,
     /// Connections per destination (next-hop site). Default 20.
     pub connections_per_destination: usize,
-    /// Messages sent over one connection before it is closed. Default 100.
+    /// Messages sent over one connection before it is closed. Default 1000.
     pub messages_per_connection: usize,
     /// Most recipients in one transaction. Default 100.
     pub max_recipients_per_transaction: usize,
@@ -434,7 +443,7 @@ impl Default for Outbound {
             tls: OutboundTls::Opportunistic,
             max_connections: 500,
             connections_per_destination: 20,
-            messages_per_connection: 100,
+            messages_per_connection: 1000,
             max_recipients_per_transaction: 100,
             connect_timeout: Duration::from_secs(30),
             greeting_timeout: Duration::from_secs(300),
@@ -783,7 +792,9 @@ impl Config {
                 ));
             }
             if l.require_auth && self.smtp_users.is_empty() {
-                errors.push(format!("{at}: require_auth but no [[smtp_user]] is configured"));
+                errors.push(format!(
+                    "{at}: require_auth but no [[smtp_user]] is configured"
+                ));
             }
             if l.max_recipients < 100 {
                 errors.push(format!(
@@ -798,7 +809,9 @@ impl Config {
                 ));
             }
             if l.max_connections == 0 || l.max_connections_per_ip == 0 {
-                errors.push(format!("{at}: max_connections and max_connections_per_ip must be at least 1"));
+                errors.push(format!(
+                    "{at}: max_connections and max_connections_per_ip must be at least 1"
+                ));
             }
             if l.command_timeout.is_zero() || l.data_timeout.is_zero() {
                 errors.push(format!("{at}: timeouts must be above zero"));
@@ -902,4 +915,3 @@ impl Config {
         }
     }
 }
-

@@ -27,9 +27,7 @@ pub fn ser_duration<S: Serializer>(v: &Duration, s: S) -> Result<S::Ok, S::Error
 /// Parses a size: `"25MiB"`, `"10 MB"`, `"4096"`, `"1G"`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num
         .parse()
@@ -106,8 +104,9 @@ impl std::str::FromStr for Rate {
             "m" | "min" | "minute" => Duration::from_secs(60),
             "h" | "hour" => Duration::from_secs(3600),
             "d" | "day" => Duration::from_secs(86400),
-            other => humantime::parse_duration(other)
-                .map_err(|e| format!("invalid rate {s:?}: {e}"))?,
+            other => {
+                humantime::parse_duration(other).map_err(|e| format!("invalid rate {s:?}: {e}"))?
+            }
         };
         if count == 0 || per.is_zero() {
             return Err(format!("invalid rate {s:?}: must be positive"));

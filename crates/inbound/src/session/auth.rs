@@ -64,7 +64,10 @@ impl Session {
                 self.mode = Mode::Auth(Step::LoginUser);
                 None
             }
-            AUTH_LOGIN => self.auth_response(Step::LoginUser, initial.as_bytes()).await,
+            AUTH_LOGIN => {
+                self.auth_response(Step::LoginUser, initial.as_bytes())
+                    .await
+            }
             _ => {
                 self.reply(Reply::new(
                     504,
@@ -132,7 +135,11 @@ impl Session {
         self.conn.auth_failures += 1;
         tracing::warn!(listener = %self.conn.listener, peer = %self.conn.peer.ip(), user = %user, failures = self.conn.auth_failures, "authentication failed");
         tokio::time::sleep(FAILURE_DELAY).await;
-        self.reply(Reply::new(535, (5, 7, 8), "Authentication credentials invalid"));
+        self.reply(Reply::new(
+            535,
+            (5, 7, 8),
+            "Authentication credentials invalid",
+        ));
         if self.conn.auth_failures >= MAX_FAILURES {
             self.reply(Reply::new(
                 421,

@@ -26,7 +26,11 @@ impl Session {
                 .and_then(|t| t.bdat.as_ref())
                 .map(|(r, _)| r.size())
                 .unwrap_or(0);
-            self.reply(Reply::new(250, (2, 0, 0), format!("{size} octets received")));
+            self.reply(Reply::new(
+                250,
+                (2, 0, 0),
+                format!("{size} octets received"),
+            ));
             return;
         }
         let Some((mut reader, mut body)) = self.tx.as_mut().and_then(|t| t.bdat.take()) else {
@@ -132,9 +136,17 @@ pub(crate) fn refusal(p: &Problems) -> Option<Reply> {
             "Message contains bare CR or LF characters; lines must end with CRLF (RFC 5321 2.3.8)",
         ))
     } else if p.nul {
-        Some(Reply::new(550, (5, 6, 0), "Message contains NUL characters"))
+        Some(Reply::new(
+            550,
+            (5, 6, 0),
+            "Message contains NUL characters",
+        ))
     } else if p.header_too_big {
-        Some(Reply::new(552, (5, 3, 4), "Message header section too large"))
+        Some(Reply::new(
+            552,
+            (5, 3, 4),
+            "Message header section too large",
+        ))
     } else if p.long_line {
         Some(Reply::new(
             550,

@@ -140,7 +140,11 @@ impl Session {
                 Flow::StartTls => return Flow::StartTls,
             }
             if self.conn.errors > self.listener.max_errors {
-                self.reply(Reply::new(421, (4, 7, 0), "Too many errors, closing connection"));
+                self.reply(Reply::new(
+                    421,
+                    (4, 7, 0),
+                    "Too many errors, closing connection",
+                ));
                 let _ = io.write_all(&self.out).await;
                 return Flow::Close;
             }
@@ -176,7 +180,11 @@ impl Session {
                 .transaction_timeout
                 .saturating_sub(tx.started.elapsed());
             if left.is_zero() {
-                return Err(Reply::new(421, (4, 4, 2), "Transaction time limit exceeded, closing connection"));
+                return Err(Reply::new(
+                    421,
+                    (4, 4, 2),
+                    "Transaction time limit exceeded, closing connection",
+                ));
             }
             wait = wait.min(left);
         }
@@ -194,11 +202,19 @@ impl Session {
         match res {
             Err(_) => {
                 self.inbuf.truncate(len);
-                Err(Reply::new(421, (4, 4, 2), "Timeout exceeded, closing connection"))
+                Err(Reply::new(
+                    421,
+                    (4, 4, 2),
+                    "Timeout exceeded, closing connection",
+                ))
             }
             Ok(None) => {
                 self.inbuf.truncate(len);
-                Err(Reply::new(421, (4, 3, 2), "Service shutting down, closing connection"))
+                Err(Reply::new(
+                    421,
+                    (4, 3, 2),
+                    "Service shutting down, closing connection",
+                ))
             }
             Ok(Some(Ok(0))) | Ok(Some(Err(_))) => {
                 self.inbuf.truncate(len);
@@ -316,9 +332,17 @@ impl Session {
 
     fn line_too_long(&mut self, auth: bool) {
         if auth {
-            self.reply(Reply::new(500, (5, 5, 6), "Authentication exchange line too long"));
+            self.reply(Reply::new(
+                500,
+                (5, 5, 6),
+                "Authentication exchange line too long",
+            ));
         } else {
-            self.reply(Reply::new(500, (5, 5, 2), "Line too long (RFC 5321 4.5.3.1.4)"));
+            self.reply(Reply::new(
+                500,
+                (5, 5, 2),
+                "Line too long (RFC 5321 4.5.3.1.4)",
+            ));
         }
         self.mode = Mode::Command;
     }

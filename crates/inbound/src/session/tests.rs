@@ -83,7 +83,12 @@ fn start(listener: &str, peer: &str) -> Harness {
     let settings = Settings::new(&cfg).unwrap();
     let ingest = Arc::new(FakeIngest::default());
     let shared = Shared::new(settings, ingest.clone(), Lifecycle::new());
-    let l = cfg.listeners.iter().find(|l| l.name == listener).unwrap().clone();
+    let l = cfg
+        .listeners
+        .iter()
+        .find(|l| l.name == listener)
+        .unwrap()
+        .clone();
     let peer: SocketAddr = peer.parse().unwrap();
     let conn = Conn {
         listener: listener.into(),
@@ -120,11 +125,18 @@ impl Harness {
                 return String::from_utf8(r).unwrap();
             }
             let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(std::time::Duration::from_secs(10), self.client.read(&mut chunk))
-                .await
-                .expect("reply within 10 s")
-                .unwrap();
-            assert!(n > 0, "connection closed; had {:?}", String::from_utf8_lossy(&self.buf));
+            let n = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                self.client.read(&mut chunk),
+            )
+            .await
+            .expect("reply within 10 s")
+            .unwrap();
+            assert!(
+                n > 0,
+                "connection closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
@@ -137,7 +149,10 @@ impl Harness {
     async fn cmd(&mut self, line: &str, expect: &str) -> String {
         self.send(format!("{line}\r\n").as_bytes()).await;
         let r = self.reply().await;
-        assert!(r.starts_with(expect), "{line:?} -> {r:?}, wanted {expect:?}");
+        assert!(
+            r.starts_with(expect),
+            "{line:?} -> {r:?}, wanted {expect:?}"
+        );
         r
     }
 
@@ -173,12 +188,28 @@ async fn full_transcript_queues_the_message() {
     let g = h.reply().await;
     assert_eq!(g, "220 mx.test ESMTP Laneway\r\n");
     let ehlo = h.cmd("EHLO client.test", "250-mx.test").await;
-    for cap in ["PIPELINING", "SIZE 65536", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "DSN", "CHUNKING"] {
+    for cap in [
+        "PIPELINING",
+        "SIZE 65536",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "DSN",
+        "CHUNKING",
+    ] {
         assert!(ehlo.contains(cap), "{cap} missing: {ehlo}");
     }
     assert!(!ehlo.contains("STARTTLS") && !ehlo.contains("AUTH") && !ehlo.contains("MT-PRIORITY"));
-    h.cmd("MAIL FROM:<alice@example.com> SIZE=100 RET=HDRS ENVID=abc", "250 2.1.0").await;
-    h.cmd("RCPT TO:<bob@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.net", "250 2.1.5").await;
+    h.cmd(
+        "MAIL FROM:<alice@example.com> SIZE=100 RET=HDRS ENVID=abc",
+        "250 2.1.0",
+    )
+    .await;
+    h.cmd(
+        "RCPT TO:<bob@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob@example.net",
+        "250 2.1.5",
+    )
+    .await;
     h.cmd("DATA", "354").await;
     h.send(b"Subject: hi\r\n\r\n..dot\r\nbody\r\n.\r\n").await;
     let r = h.reply().await;
@@ -212,7 +243,8 @@ async fn pipelined_commands_get_every_reply_in_order() {
     assert!(h.reply().await.starts_with("250 2.1.5"));
     assert!(h.reply().await.starts_with("250 2.1.5"));
     assert!(h.reply().await.starts_with("354"));
-    h.send(b"Subject: x\r\n\r\nx\r\n.\r\nRSET\r\nNOOP\r\nQUIT\r\n").await;
+    h.send(b"Subject: x\r\n\r\nx\r\n.\r\nRSET\r\nNOOP\r\nQUIT\r\n")
+        .await;
     assert!(h.reply().await.starts_with("250 2.0.0 Ok: queued"));
     assert!(h.reply().await.starts_with("250 2.0.0 Ok"));
     assert!(h.reply().await.starts_with("250 2.0.0 Ok"));
@@ -226,7 +258,8 @@ async fn bdat_chunks_make_one_message() {
     h.hello().await;
     h.cmd("MAIL FROM:<a@example.com>", "250").await;
     h.cmd("RCPT TO:<b@example.net>", "250").await;
-    h.send(b"BDAT 14\r\nSubject: x\r\n\r\nBDAT 3 LAST\r\nabc").await;
+    h.send(b"BDAT 14\r\nSubject: x\r\n\r\nBDAT 3 LAST\r\nabc")
+        .await;
     assert!(h.reply().await.starts_with("250 2.0.0 14 octets"));
     assert!(h.reply().await.starts_with("250 2.0.0 Ok: queued"));
     assert_eq!(h.submissions()[0].message, b"Subject: x\r\n\r\nabc\r\n");
@@ -261,7 +294,11 @@ async fn relay_policy_for_strangers() {
     ] {
         h.cmd(&format!("RCPT TO:{shape}"), "550 5.7.1").await;
     }
-    h.cmd("RCPT TO:<suppressed@local.test>", "550 5.7.1 recipient suppressed").await;
+    h.cmd(
+        "RCPT TO:<suppressed@local.test>",
+        "550 5.7.1 recipient suppressed",
+    )
+    .await;
     h.cmd("RCPT TO:<>", "501").await;
 }
 
@@ -269,8 +306,13 @@ async fn relay_policy_for_strangers() {
 async fn size_limits() {
     let mut h = start("plain", TRUSTED);
     h.hello().await;
-    h.cmd("MAIL FROM:<a@example.com> SIZE=999999999", "552 5.3.4").await;
-    h.cmd("MAIL FROM:<a@example.com> SIZE=99999999999999999999999999", "552 5.3.4").await;
+    h.cmd("MAIL FROM:<a@example.com> SIZE=999999999", "552 5.3.4")
+        .await;
+    h.cmd(
+        "MAIL FROM:<a@example.com> SIZE=99999999999999999999999999",
+        "552 5.3.4",
+    )
+    .await;
     h.cmd("MAIL FROM:<a@example.com> SIZE=12abc", "501").await;
     h.cmd("MAIL FROM:<a@example.com>", "250").await;
     h.cmd("RCPT TO:<b@example.net>", "250").await;
@@ -289,13 +331,23 @@ async fn size_limits() {
 #[tokio::test]
 async fn smuggling_is_refused_with_one_reply_and_nothing_stored() {
     let shapes: [&[u8]; 11] = [
-        b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r.\r", b"\n.\r", b"\r.\n", b"\r\n.\n",
-        b"\r\n.\r\r\n", b"\r\r\n.\r\r\n", b"\r\n\x00.\r\n",
+        b"\n.\n",
+        b"\n.\r\n",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\r.\r",
+        b"\n.\r",
+        b"\r.\n",
+        b"\r\n.\n",
+        b"\r\n.\r\r\n",
+        b"\r\r\n.\r\r\n",
+        b"\r\n\x00.\r\n",
     ];
     for shape in shapes {
         let mut h = start("plain", TRUSTED);
         h.hello().await;
-        h.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n").await;
+        h.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+            .await;
         h.reply().await;
         h.reply().await;
         assert!(h.reply().await.starts_with("354"));
@@ -315,16 +367,21 @@ async fn smuggling_is_refused_with_one_reply_and_nothing_stored() {
 async fn normalize_listener_accepts_bare_lf_but_never_ends_early() {
     let mut h = start("gateway", TRUSTED);
     h.hello().await;
-    h.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n").await;
+    h.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n")
+        .await;
     h.reply().await;
     h.reply().await;
     h.reply().await;
-    h.send(b"Subject: x\n\nline\n.\nMAIL FROM:<evil@x.test>\n.\r\n\r\n.\r\n").await;
+    h.send(b"Subject: x\n\nline\n.\nMAIL FROM:<evil@x.test>\n.\r\n\r\n.\r\n")
+        .await;
     let r = h.reply().await;
     assert!(r.starts_with("250 2.0.0 Ok: queued"), "{r}");
     let subs = h.submissions();
     assert_eq!(subs.len(), 1);
-    assert_eq!(subs[0].message, b"Subject: x\r\n\r\nline\r\n.\r\nMAIL FROM:<evil@x.test>\r\n.\r\n\r\n");
+    assert_eq!(
+        subs[0].message,
+        b"Subject: x\r\n\r\nline\r\n.\r\nMAIL FROM:<evil@x.test>\r\n.\r\n\r\n"
+    );
 }
 
 #[tokio::test]
@@ -336,7 +393,11 @@ async fn command_limits() {
     h.send(b"NOOP \x00\r\n").await;
     assert!(h.reply().await.starts_with("501"));
     h.cmd("FOO bar", "500 5.5.2").await;
-    h.cmd(&format!("MAIL FROM:<{}@example.com>", "a".repeat(65)), "501").await;
+    h.cmd(
+        &format!("MAIL FROM:<{}@example.com>", "a".repeat(65)),
+        "501",
+    )
+    .await;
     h.cmd("MAIL FROM:<josé@example.com>", "553 5.6.7").await;
     h.cmd("MAIL FROM:<josé@example.com> SMTPUTF8", "250").await;
     for i in 0..100 {
@@ -372,20 +433,27 @@ async fn priority_on_a_trusted_gateway() {
     h.reply().await;
     let ehlo = h.cmd("EHLO c", "250").await;
     assert!(ehlo.contains("MT-PRIORITY"));
-    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=10", "501 5.5.4").await;
-    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=x", "501 5.5.4").await;
-    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=-3", "250").await;
+    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=10", "501 5.5.4")
+        .await;
+    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=x", "501 5.5.4")
+        .await;
+    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=-3", "250")
+        .await;
     h.cmd("RCPT TO:<b@example.net>", "250").await;
     h.cmd("DATA", "354").await;
     h.send(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
     h.reply().await;
     let s = &h.submissions()[0];
-    assert_eq!(s.lane.explicit.as_ref().unwrap().0, Priority::new(3).unwrap());
+    assert_eq!(
+        s.lane.explicit.as_ref().unwrap().0,
+        Priority::new(3).unwrap()
+    );
     assert!(s.lane.trust_header);
     // a stranger on the same listener gets no say
     let mut h = start("gateway", STRANGER);
     h.hello().await;
-    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=9", "250").await;
+    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=9", "250")
+        .await;
     h.cmd("RCPT TO:<b@local.test>", "250").await;
     h.cmd("DATA", "354").await;
     h.send(b"X-Priority-Queue: 9\r\n\r\nx\r\n.\r\n").await;
@@ -396,13 +464,16 @@ async fn priority_on_a_trusted_gateway() {
     // and the plain listener does not offer MT-PRIORITY at all
     let mut h = start("plain", TRUSTED);
     h.hello().await;
-    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=9", "555 5.5.4").await;
+    h.cmd("MAIL FROM:<a@example.com> MT-PRIORITY=9", "555 5.5.4")
+        .await;
 }
 
 #[tokio::test]
 async fn spool_full_refuses_at_mail_from() {
     let mut h = start("plain", TRUSTED);
     h.hello().await;
-    h.ingest.full.store(true, std::sync::atomic::Ordering::Relaxed);
+    h.ingest
+        .full
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     h.cmd("MAIL FROM:<a@example.com>", "452 4.3.1").await;
 }

@@ -84,7 +84,12 @@ impl Session {
     /// or authenticated.
     pub(super) fn is_trusted(&self) -> bool {
         self.conn.auth_user.is_some()
-            || self.shared.settings.load().relay.is_trusted(self.conn.peer.ip())
+            || self
+                .shared
+                .settings
+                .load()
+                .relay
+                .is_trusted(self.conn.peer.ip())
     }
 
     fn tls_mode(&self) -> ListenerTls {
@@ -112,7 +117,9 @@ impl Session {
             "DSN".into(),
             "CHUNKING".into(),
         ];
-        if self.conn.tls.is_none() && self.tls_mode() == ListenerTls::Starttls && settings.tls.is_some()
+        if self.conn.tls.is_none()
+            && self.tls_mode() == ListenerTls::Starttls
+            && settings.tls.is_some()
         {
             lines.push("STARTTLS".into());
         }
@@ -148,7 +155,8 @@ impl Session {
             self.reply(r);
             return fatal.then_some(Flow::Close);
         }
-        let unsupported = MAIL_REQUIRETLS | MAIL_CONPERM | MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE;
+        let unsupported =
+            MAIL_REQUIRETLS | MAIL_CONPERM | MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE;
         if from.flags & unsupported != 0
             || from.trans_id.is_some()
             || from.solicit.is_some()
@@ -161,7 +169,11 @@ impl Session {
             return None;
         }
         if from.flags & MAIL_BODY_BINARYMIME != 0 {
-            self.reply(Reply::new(555, (5, 5, 4), "BODY=BINARYMIME is not supported"));
+            self.reply(Reply::new(
+                555,
+                (5, 5, 4),
+                "BODY=BINARYMIME is not supported",
+            ));
             return None;
         }
         if from.size as u64 > self.listener.max_message_size {
@@ -208,13 +220,21 @@ impl Session {
         }
         let mt_priority = if has_param(line, b"MT-PRIORITY=") {
             if !self.listener.trust_priority {
-                self.reply(Reply::new(555, (5, 5, 4), "MT-PRIORITY is not supported here"));
+                self.reply(Reply::new(
+                    555,
+                    (5, 5, 4),
+                    "MT-PRIORITY is not supported here",
+                ));
                 return None;
             }
             match Priority::from_mt_priority(from.mt_priority) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    self.reply(Reply::new(501, (5, 5, 4), format!("Invalid MT-PRIORITY: {e}")));
+                    self.reply(Reply::new(
+                        501,
+                        (5, 5, 4),
+                        format!("Invalid MT-PRIORITY: {e}"),
+                    ));
                     return None;
                 }
             }
@@ -318,7 +338,10 @@ impl Session {
             return;
         }
         let f = to.flags;
-        let notify = if f & (RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY) != 0 {
+        let notify = if f
+            & (RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY)
+            != 0
+        {
             Notify {
                 never: f & RCPT_NOTIFY_NEVER != 0,
                 success: f & RCPT_NOTIFY_SUCCESS != 0,
@@ -409,7 +432,8 @@ impl Session {
 
 /// Whether a MAIL/RCPT line carries a parameter (case-insensitive).
 fn has_param(line: &[u8], name: &[u8]) -> bool {
-    line.windows(name.len()).any(|w| w.eq_ignore_ascii_case(name))
+    line.windows(name.len())
+        .any(|w| w.eq_ignore_ascii_case(name))
 }
 
 /// The reply for a line smtp-proto could not parse.

@@ -181,6 +181,9 @@ pub enum Take {
     Wait(u64),
     /// Nothing to do: wait for work (or close after the idle timeout).
     Empty,
+    /// The connection has carried `messages_per_connection` messages (or
+    /// its site is suspended): close it; a fresh one will be granted.
+    Close,
 }
 
 /// Where a resolved domain's mail goes.
@@ -276,6 +279,8 @@ struct Domain {
     expires_ms: u64,
     waiting: Vec<MessageId>,
     resolving: bool,
+    /// The answer expired while mail still used it: resolve again.
+    stale: bool,
 }
 
 #[derive(Debug, Default)]
@@ -322,7 +327,10 @@ impl Queue {
     }
 
     fn settings(&self) -> QueueSettings {
-        self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the settings (on reload).
@@ -363,7 +371,14 @@ impl Queue {
     }
 
     /// Adds a message (newly accepted, or found at start-up).
-    pub fn insert(&self, id: MessageId, lane: Priority, env: &Envelope, state: &MessageState, size: u64) {
+    pub fn insert(
+        &self,
+        id: MessageId,
+        lane: Priority,
+        env: &Envelope,
+        state: &MessageState,
+        size: u64,
+    ) {
         let now = self.clock.now_ms();
         let mut st = self.lock();
         let mut rcpts = Vec::with_capacity(env.recipients.len());
@@ -409,7 +424,9 @@ impl Queue {
             if *due > now {
                 break;
             }
-            let Some(Reverse((due, id, domain))) = st.timer.pop() else { break };
+            let Some(Reverse((due, id, domain))) = st.timer.pop() else {
+                break;
+            };
             let valid = st
                 .entries
                 .get(&id)
@@ -420,8 +437,9 @@ impl Queue {
         }
         let st = &mut *st;
         for (name, d) in st.domains.iter_mut() {
-            if !d.waiting.is_empty() && !d.resolving {
+            if (!d.waiting.is_empty() || d.stale) && !d.resolving {
                 d.resolving = true;
+                d.stale = false;
                 poll.resolve.push(name.clone());
             }
         }
@@ -430,7 +448,10 @@ impl Queue {
             .sites
             .values()
             .filter(|s| !s.suspended && s.ready() > 0)
-            .filter_map(|s| s.highest_ready(LaneSet::ALL).map(|l| (l, s.last_grant, s.key.clone())))
+            .filter_map(|s| {
+                s.highest_ready(LaneSet::ALL)
+                    .map(|l| (l, s.last_grant, s.key.clone()))
+            })
             .collect();
         candidates.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, _, key) in candidates {
@@ -491,12 +512,18 @@ impl Queue {
         let now = self.clock.now_ms();
         let pools = self.settings().pools.len();
         let mut st = self.lock();
-        let Some(d) = st.domains.get_mut(domain) else { return };
+        let Some(d) = st.domains.get_mut(domain) else {
+            return;
+        };
         d.resolving = false;
         d.site = Some(info.key.clone());
         d.expires_ms = now.saturating_add(info.ttl_ms);
         let waiting = std::mem::take(&mut d.waiting);
-        let key: Arc<str> = st.domains.get_key_value(domain).map(|(k, _)| k.clone()).expect("domain");
+        let key: Arc<str> = st
+            .domains
+            .get_key_value(domain)
+            .map(|(k, _)| k.clone())
+            .expect("domain");
         st.sites
             .entry(info.key.clone())
             .or_insert_with(|| Site::new(info.key.clone(), info.limits.clone(), pools))
@@ -511,15 +538,28 @@ impl Queue {
     }
 
     /// A domain could not be resolved: returns its waiting work, to be
-    /// completed by the caller with the failure as outcome.
-    pub fn resolve_failed(&self, domain: &str) -> Vec<WorkItem> {
+    /// completed by the caller with the failure as outcome. After a
+    /// transient failure an earlier answer keeps being used for a minute;
+    /// after a permanent one it is dropped.
+    pub fn resolve_failed(&self, domain: &str, permanent: bool) -> Vec<WorkItem> {
         let now = self.clock.now_ms();
         let max = self.settings().max_recipients;
         let mut st = self.lock();
-        let Some(d) = st.domains.get_mut(domain) else { return Vec::new() };
+        let Some(d) = st.domains.get_mut(domain) else {
+            return Vec::new();
+        };
         d.resolving = false;
+        if permanent {
+            d.site = None;
+        } else {
+            d.expires_ms = now + 60_000;
+        }
         let waiting = std::mem::take(&mut d.waiting);
-        let key: Arc<str> = st.domains.get_key_value(domain).map(|(k, _)| k.clone()).expect("domain");
+        let key: Arc<str> = st
+            .domains
+            .get_key_value(domain)
+            .map(|(k, _)| k.clone())
+            .expect("domain");
         let mut out = Vec::new();
         for id in waiting {
             if let Some((item, _)) = build_item(&mut st.entries, id, &key, now, max) {
@@ -549,8 +589,10 @@ impl Queue {
         } else {
             Priority::MIN
         };
-        let open = !site.suspended && grant.carried < site.limits.messages_per_connection;
-        if open {
+        if site.suspended || grant.carried >= site.limits.messages_per_connection {
+            return Take::Close;
+        }
+        {
             for lane in grant.lanes.iter_desc().filter(|l| *l >= min_lane) {
                 loop {
                     let site = st.sites.get_mut(&grant.site).expect("site");
@@ -561,7 +603,8 @@ impl Queue {
                         return Take::Wait(wait);
                     }
                     site.lanes[lane.index()].remove(&(id, domain.clone()));
-                    let Some((item, more)) = build_item(&mut st.entries, id, &domain, now, max) else {
+                    let Some((item, more)) = build_item(&mut st.entries, id, &domain, now, max)
+                    else {
                         continue; // stale: the message went away or has nothing due
                     };
                     let site = st.sites.get_mut(&grant.site).expect("site");
@@ -605,9 +648,15 @@ impl Queue {
         }
         if let Some(h) = site.report(&report, now) {
             match h {
-                Health::Down => tracing::warn!(destination = %site.key, failures = site.failures, paused_ms = site.paused_until_ms.saturating_sub(now), "destination unreachable; paused"),
-                Health::Throttled => tracing::warn!(destination = %site.key, window = site.window(), "destination pushing back; concurrency lowered"),
-                Health::Ok => tracing::info!(destination = %site.key, window = site.window(), "destination recovered"),
+                Health::Down => {
+                    tracing::warn!(destination = %site.key, failures = site.failures, paused_ms = site.paused_until_ms.saturating_sub(now), "destination unreachable; paused")
+                }
+                Health::Throttled => {
+                    tracing::warn!(destination = %site.key, window = site.window(), "destination pushing back; concurrency lowered")
+                }
+                Health::Ok => {
+                    tracing::info!(destination = %site.key, window = site.window(), "destination recovered")
+                }
             }
         }
         if report.connect_failed && site.failures >= DEAD_AFTER && site.active() == 0 {
@@ -617,7 +666,9 @@ impl Queue {
                 .enumerate()
                 .flat_map(|(l, set)| {
                     let lane = Priority::new(l as i64).expect("lane");
-                    std::mem::take(set).into_iter().map(move |(id, d)| (lane, id, d))
+                    std::mem::take(set)
+                        .into_iter()
+                        .map(move |(id, d)| (lane, id, d))
                 })
                 .collect();
             for (_, id, domain) in drained {
@@ -633,17 +684,27 @@ impl Queue {
 
     /// Records the outcome of delivering `item`: updates the recipients,
     /// asks for DSNs, then persists (state file) or removes the message.
-    pub async fn complete(&self, item: WorkItem, outcomes: Vec<(usize, Outcome)>, notifier: &dyn Notifier) {
+    /// Returns what was recorded per recipient — a deferral past `max_age`
+    /// comes back as a failure — with the next attempt time of deferrals.
+    pub async fn complete(
+        &self,
+        item: WorkItem,
+        outcomes: Vec<(usize, Outcome)>,
+        notifier: &dyn Notifier,
+    ) -> Vec<(usize, Outcome, Option<u64>)> {
         let now = self.clock.now_ms();
         let policy = self.settings().policy.policy(item.lane);
         let jitter = self.clock.jitter();
         let mut failed = Vec::new();
         let mut relayed = Vec::new();
         let mut delayed = Vec::new();
+        let mut applied = Vec::new();
         let lane;
         {
             let mut st = self.lock();
-            let Some(e) = st.entries.get_mut(&item.id) else { return };
+            let Some(e) = st.entries.get_mut(&item.id) else {
+                return applied;
+            };
             lane = e.lane;
             e.attempts += 1;
             let expires = expiry_ms(&policy, e.queued_at_ms);
@@ -651,7 +712,9 @@ impl Queue {
                 if !item.recipients.iter().any(|(i, _)| *i == idx) {
                     continue;
                 }
-                let Some(r) = e.rcpts.get_mut(idx) else { continue };
+                let Some(r) = e.rcpts.get_mut(idx) else {
+                    continue;
+                };
                 r.busy = false;
                 r.attempts += 1;
                 match outcome {
@@ -659,25 +722,29 @@ impl Queue {
                         r.status = RcptStatus::Delivered;
                         r.last_reply = Some(reply.clone().into_boxed_str());
                         if !dsn_passed {
-                            relayed.push((idx, reply));
+                            relayed.push((idx, reply.clone()));
                         }
+                        applied.push((idx, Outcome::Delivered { reply, dsn_passed }, None));
                     }
                     Outcome::Failed { reply } => {
                         r.status = RcptStatus::Failed;
                         r.last_reply = Some(reply.clone().into_boxed_str());
-                        failed.push((idx, reply));
+                        failed.push((idx, reply.clone()));
+                        applied.push((idx, Outcome::Failed { reply }, None));
                     }
                     Outcome::Deferred { reply } => {
                         if now >= expires {
                             let why = format!("4.4.7 Delivery time expired; last error: {reply}");
-                            tracing::info!(id = %item.id, lane = %lane, rcpt = %r.address, reply = %reply, "expired");
                             r.status = RcptStatus::Failed;
                             r.last_reply = Some(why.clone().into_boxed_str());
-                            failed.push((idx, why));
+                            failed.push((idx, why.clone()));
+                            applied.push((idx, Outcome::Failed { reply: why }, None));
                         } else {
-                            r.next_ms = next_attempt_ms(&policy, r.attempts, e.queued_at_ms, now, jitter);
+                            r.next_ms =
+                                next_attempt_ms(&policy, r.attempts, e.queued_at_ms, now, jitter);
                             r.last_reply = Some(reply.clone().into_boxed_str());
-                            delayed.push((idx, reply));
+                            delayed.push((idx, reply.clone()));
+                            applied.push((idx, Outcome::Deferred { reply }, Some(r.next_ms)));
                         }
                     }
                 }
@@ -710,16 +777,27 @@ impl Queue {
                     ] {
                         if !rcpts.is_empty() {
                             notifier
-                                .notify(&original, Notice { id, lane, action, recipients: rcpts })
+                                .notify(
+                                    &original,
+                                    Notice {
+                                        id,
+                                        lane,
+                                        action,
+                                        recipients: rcpts,
+                                    },
+                                )
                                 .await;
                         }
                     }
                 }
-                Ok(Err(e)) => tracing::error!(id = %id, error = %e, "cannot read the message to write its DSN"),
+                Ok(Err(e)) => {
+                    tracing::error!(id = %id, error = %e, "cannot read the message to write its DSN")
+                }
                 Err(e) => tracing::error!(id = %id, error = %e, "DSN task failed"),
             }
         }
         self.persist(item.id).await;
+        applied
     }
 
     /// Writes the state of a message (or removes it when done) and puts
@@ -728,7 +806,9 @@ impl Queue {
         loop {
             let (lane, state, done) = {
                 let mut st = self.lock();
-                let Some(e) = st.entries.get_mut(&id) else { return };
+                let Some(e) = st.entries.get_mut(&id) else {
+                    return;
+                };
                 if e.persisting {
                     e.dirty = true;
                     return;
@@ -753,7 +833,9 @@ impl Queue {
             }
             let now = self.clock.now_ms();
             let mut st = self.lock();
-            let Some(e) = st.entries.get_mut(&id) else { return };
+            let Some(e) = st.entries.get_mut(&id) else {
+                return;
+            };
             e.persisting = false;
             if e.dirty {
                 continue;
@@ -811,15 +893,18 @@ fn schedule_domains(st: &mut State, id: MessageId, now: u64, work: &Notify) {
 }
 
 /// Puts `(id, domain)` in its site's lane, or in the domain's waiting list
-/// when the domain's site is unknown or stale.
+/// when the domain was never resolved. A domain whose answer has expired
+/// keeps using it while it is being resolved again (marked `stale`), so new
+/// urgent mail never waits for DNS behind mail that is already queued.
 fn make_ready(st: &mut State, id: MessageId, domain: &Arc<str>, now: u64, work: &Notify) {
-    let Some(lane) = st.entries.get(&id).map(|e| e.lane) else { return };
+    let Some(lane) = st.entries.get(&id).map(|e| e.lane) else {
+        return;
+    };
     let d = st.domains.entry(domain.clone()).or_default();
-    let site = d
-        .site
-        .clone()
-        .filter(|_| d.expires_ms > now)
-        .filter(|k| st.sites.contains_key(k));
+    if d.expires_ms <= now {
+        d.stale = true;
+    }
+    let site = d.site.clone().filter(|k| st.sites.contains_key(k));
     let ticket = match site {
         Some(k) => {
             let s = st.sites.get_mut(&k).expect("site");

@@ -141,7 +141,9 @@ impl Site {
     }
 
     pub fn highest_ready(&self, lanes: LaneSet) -> Option<Priority> {
-        lanes.iter_desc().find(|l| !self.lanes[l.index()].is_empty())
+        lanes
+            .iter_desc()
+            .find(|l| !self.lanes[l.index()].is_empty())
     }
 
     pub fn ready(&self) -> usize {
@@ -214,22 +216,61 @@ mod tests {
     fn window_halves_on_throttling_and_grows_back() {
         let mut s = Site::new("x".into(), SiteLimits::default(), 1);
         assert_eq!(s.window(), 20);
-        assert_eq!(s.report(&ConnReport { throttled: true, ..Default::default() }, 0), Some(Health::Throttled));
+        assert_eq!(
+            s.report(
+                &ConnReport {
+                    throttled: true,
+                    ..Default::default()
+                },
+                0
+            ),
+            Some(Health::Throttled)
+        );
         assert_eq!(s.window(), 10);
         assert_eq!(s.paused_until_ms, 1000);
         for _ in 0..9 {
-            s.report(&ConnReport { delivered: 1, ..Default::default() }, 0);
+            s.report(
+                &ConnReport {
+                    delivered: 1,
+                    ..Default::default()
+                },
+                0,
+            );
         }
         assert_eq!(s.window(), 19);
-        assert_eq!(s.report(&ConnReport { delivered: 1, ..Default::default() }, 0), Some(Health::Ok));
+        assert_eq!(
+            s.report(
+                &ConnReport {
+                    delivered: 1,
+                    ..Default::default()
+                },
+                0
+            ),
+            Some(Health::Ok)
+        );
     }
 
     #[test]
     fn connect_failures_pause_longer_each_time() {
         let mut s = Site::new("x".into(), SiteLimits::default(), 1);
-        s.report(&ConnReport { connect_failed: true, ..Default::default() }, 0);
-        assert_eq!((s.window(), s.paused_until_ms, s.health), (1, 1000, Health::Down));
-        s.report(&ConnReport { connect_failed: true, ..Default::default() }, 0);
+        s.report(
+            &ConnReport {
+                connect_failed: true,
+                ..Default::default()
+            },
+            0,
+        );
+        assert_eq!(
+            (s.window(), s.paused_until_ms, s.health),
+            (1, 1000, Health::Down)
+        );
+        s.report(
+            &ConnReport {
+                connect_failed: true,
+                ..Default::default()
+            },
+            0,
+        );
         assert_eq!(s.paused_until_ms, 2000);
     }
 

@@ -25,10 +25,11 @@ struct Notices(StdMutex<Vec<(MessageId, DsnAction, Vec<usize>)>>);
 
 impl Notifier for Notices {
     fn notify<'a>(&'a self, _original: &'a Spooled, n: Notice) -> BoxFuture<'a, ()> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((n.id, n.action, n.recipients.iter().map(|(i, _)| *i).collect()));
+        self.0.lock().unwrap().push((
+            n.id,
+            n.action,
+            n.recipients.iter().map(|(i, _)| *i).collect(),
+        ));
         Box::pin(async {})
     }
 }
@@ -77,15 +78,22 @@ impl Fixture {
             queued_at_ms: self.clock.now_ms(),
             bounce_domain: None,
         };
-        self.store.put(id, lane, &env, b"Subject: t\r\n\r\nx\r\n").unwrap();
-        self.queue.insert(id, lane, &env, &MessageState::new(rcpts.len()), 20);
+        self.store
+            .put(id, lane, &env, b"Subject: t\r\n\r\nx\r\n")
+            .unwrap();
+        self.queue
+            .insert(id, lane, &env, &MessageState::new(rcpts.len()), 20);
         id
     }
 
     fn resolve_all(&self, limits: SiteLimits) -> Vec<ConnGrant> {
         let p = self.queue.poll();
         for d in &p.resolve {
-            let key: Arc<str> = if d.ends_with("b.test") { "site-b".into() } else { "site-a".into() };
+            let key: Arc<str> = if d.ends_with("b.test") {
+                "site-b".into()
+            } else {
+                "site-a".into()
+            };
             self.queue.resolved(
                 d,
                 SiteInfo {
@@ -101,7 +109,9 @@ impl Fixture {
     }
 
     fn advance(&self, d: Duration) {
-        self.clock.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+        self.clock
+            .0
+            .fetch_add(d.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
@@ -201,9 +211,21 @@ async fn deferral_waits_on_the_timer_and_survives_a_restart() {
     let it = item(f.queue.take(&mut g[0]));
     let n = Notices::default();
     f.queue
-        .complete(it, vec![(0, Outcome::Deferred { reply: "451 4.3.0 try later".into() })], &n)
+        .complete(
+            it,
+            vec![(
+                0,
+                Outcome::Deferred {
+                    reply: "451 4.3.0 try later".into(),
+                },
+            )],
+            &n,
+        )
         .await;
-    assert!(matches!(f.queue.take(&mut g[0]), Take::Empty), "deferred work is not ready");
+    assert!(
+        matches!(f.queue.take(&mut g[0]), Take::Empty),
+        "deferred work is not ready"
+    );
     let p = f.queue.poll();
     assert_eq!(p.wake_at_ms, Some(T0 + 60_000));
     // the state on disk has the attempt and the next time
@@ -216,7 +238,10 @@ async fn deferral_waits_on_the_timer_and_survives_a_restart() {
     assert_eq!(rec[0].state.attempts, 1);
     assert_eq!(rec[0].state.recipients[0].attempts, 1);
     assert_eq!(rec[0].state.recipients[0].next_attempt_ms, T0 + 60_000);
-    assert_eq!(rec[0].state.recipients[0].last_reply.as_deref(), Some("451 4.3.0 try later"));
+    assert_eq!(
+        rec[0].state.recipients[0].last_reply.as_deref(),
+        Some("451 4.3.0 try later")
+    );
     // a new queue over the recovered spool respects the schedule
     let clock = Arc::new(ManualClock(AtomicU64::new(T0 + 1000)));
     let q = Queue::new(Arc::new(store), settings, clock.clone());
@@ -241,10 +266,18 @@ async fn delivered_messages_leave_the_spool() {
     assert_ne!(a.domain, b.domain);
     // an outcome for a recipient the item does not carry is ignored
     let (ia, ib) = (a.recipients[0].0, b.recipients[0].0);
-    f.queue.complete(a, vec![(ia, delivered()), (ib, delivered())], &n).await;
-    assert!(f.store.get(id, lane(4)).is_ok(), "one recipient still pending");
+    f.queue
+        .complete(a, vec![(ia, delivered()), (ib, delivered())], &n)
+        .await;
+    assert!(
+        f.store.get(id, lane(4)).is_ok(),
+        "one recipient still pending"
+    );
     f.queue.complete(b, vec![(ib, delivered())], &n).await;
-    assert!(f.store.get(id, lane(4)).is_err(), "removed when all are done");
+    assert!(
+        f.store.get(id, lane(4)).is_err(),
+        "removed when all are done"
+    );
     assert!(f.queue.is_empty());
     assert!(n.0.lock().unwrap().is_empty());
 }
@@ -270,16 +303,36 @@ async fn failures_and_expiry_ask_for_dsns() {
         .complete(
             it,
             vec![
-                (0, Outcome::Failed { reply: "550 5.1.1 no such user".into() }),
-                (1, Outcome::Deferred { reply: "451 4.3.0 later".into() }),
+                (
+                    0,
+                    Outcome::Failed {
+                        reply: "550 5.1.1 no such user".into(),
+                    },
+                ),
+                (
+                    1,
+                    Outcome::Deferred {
+                        reply: "451 4.3.0 later".into(),
+                    },
+                ),
             ],
             &n,
         )
         .await;
-    assert_eq!(n.0.lock().unwrap().clone(), vec![(id, DsnAction::Failed, vec![0])]);
+    assert_eq!(
+        n.0.lock().unwrap().clone(),
+        vec![(id, DsnAction::Failed, vec![0])]
+    );
     // deferred again at 100 s (no warning yet), then at 230 s (past the
     // 120 s delay warning: one delay DSN), then at 330 s (past max_age: failed)
-    let later = || vec![(1, Outcome::Deferred { reply: "451 4.3.0 later".into() })];
+    let later = || {
+        vec![(
+            1,
+            Outcome::Deferred {
+                reply: "451 4.3.0 later".into(),
+            },
+        )]
+    };
     for step in [100, 130] {
         f.advance(Duration::from_secs(step));
         f.queue.poll();
@@ -293,7 +346,12 @@ async fn failures_and_expiry_ask_for_dsns() {
     let it = item(f.queue.take(&mut g[0]));
     f.queue.complete(it, later(), &n).await;
     let got = n.0.lock().unwrap().clone();
-    assert_eq!(got.iter().filter(|(_, a, _)| *a == DsnAction::Delayed).count(), 1);
+    assert_eq!(
+        got.iter()
+            .filter(|(_, a, _)| *a == DsnAction::Delayed)
+            .count(),
+        1
+    );
     assert_eq!(got.last().unwrap(), &(id, DsnAction::Failed, vec![1]));
     assert!(f.queue.is_empty());
 }
@@ -308,7 +366,10 @@ async fn sites_share_the_global_limit_highest_lane_first() {
     f.add(lane(6), &["y@b.test"]);
     let g = f.resolve_all(SiteLimits::default());
     assert_eq!(g.len(), 1);
-    assert_eq!(&*g[0].site, "site-b", "the site with the higher lane goes first");
+    assert_eq!(
+        &*g[0].site, "site-b",
+        "the site with the higher lane goes first"
+    );
 }
 
 #[tokio::test]
@@ -333,7 +394,16 @@ async fn an_unreachable_site_defers_its_work_after_repeated_failures() {
         let it = item(f.queue.take(&mut first));
         let n = Notices::default();
         f.queue
-            .complete(it, vec![(0, Outcome::Deferred { reply: "connect failed".into() })], &n)
+            .complete(
+                it,
+                vec![(
+                    0,
+                    Outcome::Deferred {
+                        reply: "connect failed".into(),
+                    },
+                )],
+                &n,
+            )
             .await;
         deferred.extend(f.queue.release(
             first,
@@ -354,10 +424,13 @@ async fn unresolvable_domains_hand_back_their_work() {
     let id = f.add(lane(4), &["x@nowhere.test"]);
     let p = f.queue.poll();
     assert_eq!(p.resolve.len(), 1);
-    let items = f.queue.resolve_failed(&p.resolve[0]);
+    let items = f.queue.resolve_failed(&p.resolve[0], false);
     assert_eq!(items.len(), 1);
     assert_eq!(items[0].id, id);
-    assert!(f.queue.poll().resolve.is_empty(), "not resolved again until due");
+    assert!(
+        f.queue.poll().resolve.is_empty(),
+        "not resolved again until due"
+    );
 }
 
 #[tokio::test]
@@ -377,3 +450,29 @@ async fn rate_limits_space_out_messages() {
     item(f.queue.take(&mut g[0]));
 }
 
+#[tokio::test]
+async fn a_used_up_connection_is_told_to_close() {
+    let f = fixture(QueueSettings::default());
+    for _ in 0..3 {
+        f.add(lane(4), &["x@a.test"]);
+    }
+    let mut g = f.resolve_all(SiteLimits {
+        max_connections: 1,
+        messages_per_connection: 2,
+        ..Default::default()
+    });
+    item(f.queue.take(&mut g[0]));
+    item(f.queue.take(&mut g[0]));
+    assert!(matches!(f.queue.take(&mut g[0]), Take::Close));
+    let g0 = g.remove(0);
+    f.queue.release(
+        g0,
+        ConnReport {
+            delivered: 2,
+            ..Default::default()
+        },
+    );
+    let mut fresh = f.queue.poll().grants;
+    assert_eq!(fresh.len(), 1, "a fresh connection for the rest");
+    item(f.queue.take(&mut fresh[0]));
+}

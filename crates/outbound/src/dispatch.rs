@@ -1,0 +1,634 @@
+//! Dispatch: turns the scheduler's decisions into connections. One task
+//! resolves domains to sites; one task per granted connection connects to
+//! the site (every MX host and address in turn, from the lane's egress
+//! pool), negotiates TLS per policy, then carries item after item — each
+//! time the highest-lane ready one — until the site has nothing for it, the
+//! connection is used up, or the daemon shuts down.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use laneway_common::config::{Config, Destination, OutboundTls};
+use laneway_common::{LaneSet, Lifecycle};
+use laneway_spool::queue::{
+    ConnGrant, ConnReport, Notifier, Outcome, Queue, SiteInfo, SiteLimits, Take, WorkItem,
+};
+use tokio::sync::Semaphore;
+
+use crate::client::{self, Client, ClientError, Timeouts, Transaction};
+use crate::events::{DeliveryEvent, Events};
+use crate::lookup::{HopError, Lookup, NextHop};
+use crate::tls::TlsClients;
+
+/// An egress pool: the lanes it carries, where it connects from, its EHLO name.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    /// Name for logs.
+    pub name: String,
+    /// Lanes carried.
+    pub lanes: LaneSet,
+    /// Source addresses, used in turn.
+    pub sources: Vec<IpAddr>,
+    /// EHLO name.
+    pub helo: String,
+}
+
+/// Outbound settings (swapped on reload).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Default TLS policy.
+    pub tls: OutboundTls,
+    /// Per-phase timeouts.
+    pub timeouts: Timeouts,
+    /// How long an idle connection waits for more work.
+    pub idle_timeout: Duration,
+    /// Egress pools; the last carries every lane no other pool names.
+    pub pools: Vec<PoolSettings>,
+    /// Per-domain limits.
+    pub destinations: Vec<Destination>,
+    /// Limits of a site without a `[[destination]]`.
+    pub default_limits: SiteLimits,
+}
+
+impl Settings {
+    /// The outbound settings of a configuration.
+    pub fn from_config(c: &Config) -> Settings {
+        let o = &c.outbound;
+        let helo = o
+            .helo_name
+            .clone()
+            .unwrap_or_else(|| c.server.hostname.clone());
+        let mut pools: Vec<PoolSettings> = o
+            .pool
+            .iter()
+            .map(|p| PoolSettings {
+                name: p.name.clone(),
+                lanes: p.lanes,
+                sources: p.source.clone(),
+                helo: p.helo_name.clone().unwrap_or_else(|| helo.clone()),
+            })
+            .collect();
+        let covered = pools.iter().fold(0u16, |acc, p| acc | p.lanes.bits());
+        let rest = LaneSet::from_bits(!covered);
+        if !rest.is_empty() {
+            pools.push(PoolSettings {
+                name: "default".into(),
+                lanes: rest,
+                sources: Vec::new(),
+                helo,
+            });
+        }
+        Settings {
+            tls: o.tls,
+            timeouts: Timeouts {
+                connect: o.connect_timeout,
+                greeting: o.greeting_timeout,
+                command: o.command_timeout,
+                data: o.data_timeout,
+            },
+            idle_timeout: o.idle_timeout,
+            pools,
+            destinations: c.destinations.clone(),
+            default_limits: SiteLimits {
+                max_connections: o.connections_per_destination,
+                reserved: 0,
+                reserved_min_lane: laneway_common::Priority::new(7).expect("lane"),
+                rate: None,
+                messages_per_connection: o.messages_per_connection,
+            },
+        }
+    }
+
+    /// The lane sets of the pools, in order (for the scheduler).
+    pub fn pool_lanes(&self) -> Vec<LaneSet> {
+        self.pools.iter().map(|p| p.lanes).collect()
+    }
+
+    fn destination(&self, domain: &str) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.domain == domain)
+    }
+
+    fn limits_for(&self, domain: &str) -> SiteLimits {
+        let d = &self.default_limits;
+        match self.destination(domain) {
+            None => d.clone(),
+            Some(x) => SiteLimits {
+                max_connections: x.max_connections.unwrap_or(d.max_connections),
+                reserved: x.reserved_connections,
+                reserved_min_lane: x.reserved_min_lane,
+                rate: x.rate,
+                messages_per_connection: x
+                    .messages_per_connection
+                    .unwrap_or(d.messages_per_connection),
+            },
+        }
+    }
+}
+
+fn tls_name(t: OutboundTls) -> &'static str {
+    match t {
+        OutboundTls::Opportunistic => "opportunistic",
+        OutboundTls::Verify => "verify",
+        OutboundTls::Required => "required",
+        OutboundTls::None => "none",
+    }
+}
+
+/// A site's next hop and the TLS policy for it.
+#[derive(Debug, Clone)]
+struct Hop {
+    hop: NextHop,
+    tls: OutboundTls,
+}
+
+/// The dispatcher.
+pub struct Dispatcher {
+    queue: Arc<Queue>,
+    lookup: ArcSwap<Lookup>,
+    tls: ArcSwap<TlsClients>,
+    settings: ArcSwap<Settings>,
+    hops: Mutex<HashMap<Arc<str>, Hop>>,
+    notifier: Arc<dyn Notifier>,
+    events: Arc<Events>,
+    lifecycle: Lifecycle,
+    resolving: Semaphore,
+    source_turn: AtomicUsize,
+}
+
+/// A connection that is open and ready for transactions.
+struct Open {
+    client: Client,
+    desc: String,
+}
+
+impl Dispatcher {
+    /// A dispatcher for `queue`.
+    pub fn new(
+        queue: Arc<Queue>,
+        lookup: Lookup,
+        tls: TlsClients,
+        settings: Settings,
+        notifier: Arc<dyn Notifier>,
+        events: Arc<Events>,
+        lifecycle: Lifecycle,
+    ) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher {
+            queue,
+            lookup: ArcSwap::from_pointee(lookup),
+            tls: ArcSwap::from_pointee(tls),
+            settings: ArcSwap::from_pointee(settings),
+            hops: Mutex::new(HashMap::new()),
+            notifier,
+            events,
+            lifecycle,
+            resolving: Semaphore::new(64),
+            source_turn: AtomicUsize::new(0),
+        })
+    }
+
+    /// Swaps in new settings, routes and TLS trust (on reload). Sites are
+    /// resolved again as their answers expire.
+    pub fn reload(&self, settings: Settings, lookup: Lookup, tls: TlsClients) {
+        self.settings.store(Arc::new(settings));
+        self.lookup.store(Arc::new(lookup));
+        self.tls.store(Arc::new(tls));
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if self.lifecycle.is_shutting_down() {
+                return;
+            }
+            let poll = self.queue.poll();
+            tracing::debug!(resolve = poll.resolve.len(), grants = poll.grants.len(), wake = ?poll.wake_at_ms, "poll");
+            for d in poll.resolve {
+                tokio::spawn(self.clone().resolve(d));
+            }
+            for g in poll.grants {
+                tokio::spawn(self.clone().connection(g));
+            }
+            let now = self.queue.now_ms();
+            let wait = poll
+                .wake_at_ms
+                .map(|t| t.saturating_sub(now))
+                .unwrap_or(60_000)
+                .max(1);
+            tokio::select! {
+                _ = self.queue.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+                _ = self.lifecycle.shutdown_requested() => return,
+            }
+        }
+    }
+
+    async fn resolve(self: Arc<Self>, domain: Arc<str>) {
+        let Ok(_permit) = self.resolving.acquire().await else {
+            return;
+        };
+        let lookup = self.lookup.load_full();
+        match lookup.next_hop(&domain).await {
+            Ok(mut hop) => {
+                let settings = self.settings.load();
+                let tls = hop
+                    .tls
+                    .or_else(|| settings.destination(&domain).and_then(|d| d.tls))
+                    .unwrap_or(settings.tls);
+                // Domains that share hosts but not a TLS policy must not
+                // share connections: a connection made for an opportunistic
+                // domain could otherwise carry mail that requires TLS.
+                if tls != settings.tls {
+                    hop.site = format!("{} tls={}", hop.site, tls_name(tls)).into();
+                }
+                let info = SiteInfo {
+                    key: hop.site.clone(),
+                    limits: settings.limits_for(&domain),
+                    ttl_ms: hop.ttl.as_millis() as u64,
+                };
+                tracing::debug!(domain = %domain, site = %hop.site, hosts = hop.hosts.len(), "resolved");
+                self.hops
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(hop.site.clone(), Hop { hop, tls });
+                self.queue.resolved(&domain, info);
+            }
+            Err(e) => {
+                tracing::info!(domain = %domain, error = %e, "no next hop");
+                let permanent = matches!(e, HopError::Permanent(_));
+                let outcome = match e {
+                    HopError::Permanent(t) => Outcome::Failed { reply: t },
+                    HopError::Transient(t) => Outcome::Deferred { reply: t },
+                };
+                for item in self.queue.resolve_failed(&domain, permanent) {
+                    let outcomes = item
+                        .recipients
+                        .iter()
+                        .map(|(i, _)| (*i, outcome.clone()))
+                        .collect();
+                    self.finish(item, outcomes, None, None);
+                }
+            }
+        }
+    }
+
+    /// The next item for a connection; waits up to `idle` for one (or not at all).
+    async fn next_item(&self, grant: &mut ConnGrant, idle: Option<Duration>) -> Option<WorkItem> {
+        loop {
+            if self.lifecycle.is_shutting_down() {
+                return None;
+            }
+            let notified = self.queue.work();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.queue.take(grant) {
+                Take::Item(i) => {
+                    tracing::debug!(id = %i.id, lane = %i.lane, site = %grant.site, "take");
+                    return Some(i);
+                }
+                Take::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Take::Close => return None,
+                Take::Empty => {
+                    let idle = idle?;
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(idle) => return None,
+                        _ = self.lifecycle.shutdown_requested() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connection(self: Arc<Self>, mut grant: ConnGrant) {
+        let mut report = ConnReport::default();
+        let Some(mut item) = self.next_item(&mut grant, None).await else {
+            self.release(grant, report).await;
+            return;
+        };
+        let hop = self
+            .hops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&grant.site)
+            .cloned();
+        let Some(hop) = hop else {
+            let o = Outcome::Deferred {
+                reply: "4.4.3 Next hop no longer known; will resolve again".into(),
+            };
+            let outcomes = item
+                .recipients
+                .iter()
+                .map(|(i, _)| (*i, o.clone()))
+                .collect();
+            self.finish(item, outcomes, None, None);
+            self.release(grant, report).await;
+            return;
+        };
+        let settings = self.settings.load_full();
+        let pool = settings
+            .pools
+            .get(grant.pool)
+            .cloned()
+            .unwrap_or_else(|| settings.pools[0].clone());
+        let mut open = match self.open(&hop, &pool, &settings).await {
+            Ok(o) => o,
+            Err((e, connected)) => {
+                report.connect_failed = !connected;
+                let o = Outcome::Deferred {
+                    reply: e.to_string(),
+                };
+                let outcomes = item
+                    .recipients
+                    .iter()
+                    .map(|(i, _)| (*i, o.clone()))
+                    .collect();
+                self.finish(item, outcomes, None, None);
+                self.release(grant, report).await;
+                return;
+            }
+        };
+        loop {
+            let res = self.deliver(&mut open, item).await;
+            report.delivered += res.0;
+            report.throttled |= res.1;
+            if !res.2 {
+                break;
+            }
+            match self
+                .next_item(&mut grant, Some(settings.idle_timeout))
+                .await
+            {
+                Some(i) => item = i,
+                None => break,
+            }
+        }
+        open.client.quit().await;
+        self.release(grant, report).await;
+    }
+
+    async fn release(self: &Arc<Self>, grant: ConnGrant, report: ConnReport) {
+        let site = grant.site.clone();
+        for item in self.queue.release(grant, report) {
+            let o = Outcome::Deferred {
+                reply: format!("4.4.1 Destination {site} is not reachable; deferred"),
+            };
+            let outcomes = item
+                .recipients
+                .iter()
+                .map(|(i, _)| (*i, o.clone()))
+                .collect();
+            self.finish(item, outcomes, None, None);
+        }
+    }
+
+    fn source_for(&self, pool: &PoolSettings, target: IpAddr) -> Option<IpAddr> {
+        let fitting: Vec<IpAddr> = pool
+            .sources
+            .iter()
+            .copied()
+            .filter(|s| s.is_ipv4() == target.is_ipv4())
+            .collect();
+        if fitting.is_empty() {
+            return None;
+        }
+        let n = self.source_turn.fetch_add(1, Ordering::Relaxed);
+        Some(fitting[n % fitting.len()])
+    }
+
+    /// Connects to the first host that works. The error says whether any
+    /// TCP connection was made at all (for the site's health).
+    async fn open(
+        &self,
+        hop: &Hop,
+        pool: &PoolSettings,
+        settings: &Settings,
+    ) -> Result<Open, (ClientError, bool)> {
+        let mut last =
+            ClientError::Connect(format!("no address to connect to for {}", hop.hop.site));
+        let mut connected = false;
+        let tls = self.tls.load_full();
+        for host in &hop.hop.hosts {
+            for addr in &host.addrs {
+                let mut plain_only = hop.tls == OutboundTls::None;
+                loop {
+                    let source = self.source_for(pool, addr.ip());
+                    let tcp = match client::connect(*addr, source, settings.timeouts.connect).await
+                    {
+                        Ok(t) => t,
+                        Err(e) => {
+                            last = e;
+                            break;
+                        }
+                    };
+                    connected = true;
+                    let mut c =
+                        match Client::start(tcp, &host.name, &pool.helo, settings.timeouts).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                last = e;
+                                break;
+                            }
+                        };
+                    if !plain_only {
+                        let mode = hop.tls;
+                        if c.caps.starttls {
+                            let config = if mode == OutboundTls::Verify {
+                                tls.verified.clone()
+                            } else {
+                                tls.any.clone()
+                            };
+                            match c.starttls(config, &host.name, &pool.helo).await {
+                                Ok(t) => c = t,
+                                Err(e) if mode == OutboundTls::Opportunistic => {
+                                    tracing::info!(host = %host.name, addr = %addr, error = %e, "TLS failed; retrying in plaintext (opportunistic)");
+                                    plain_only = true;
+                                    continue;
+                                }
+                                Err(e) => {
+                                    last = e;
+                                    break;
+                                }
+                            }
+                        } else if matches!(mode, OutboundTls::Verify | OutboundTls::Required) {
+                            last = ClientError::TlsUnavailable(format!(
+                                "{} does not offer STARTTLS; TLS is required",
+                                host.name
+                            ));
+                            c.quit().await;
+                            break;
+                        }
+                    }
+                    if let Some(auth) = &hop.hop.auth {
+                        if c.tls.is_none() {
+                            last = ClientError::TlsUnavailable(format!(
+                                "refusing to send credentials to {} without TLS",
+                                host.name
+                            ));
+                            c.quit().await;
+                            break;
+                        }
+                        if let Err(e) = c.auth_plain(&auth.0, &auth.1).await {
+                            last = e;
+                            c.quit().await;
+                            break;
+                        }
+                    }
+                    let desc = format!("{}[{}]:{}", host.name, addr.ip(), addr.port());
+                    return Ok(Open { client: c, desc });
+                }
+            }
+        }
+        Err((last, connected))
+    }
+
+    /// Sends one item; returns (delivered count, throttled, reusable).
+    async fn deliver(self: &Arc<Self>, open: &mut Open, item: WorkItem) -> (usize, bool, bool) {
+        let _activity = self.lifecycle.activity();
+        let store = self.queue.store().clone();
+        let (id, lane) = (item.id, item.lane);
+        let spooled = tokio::task::spawn_blocking(move || store.get(id, lane)).await;
+        let spooled = match spooled {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let store = self.queue.store().clone();
+                let q = tokio::task::spawn_blocking(move || store.quarantine(id, lane)).await;
+                tracing::error!(id = %id, error = %e, quarantine = ?q, "corrupt spool file quarantined");
+                let o = Outcome::Failed {
+                    reply: format!("5.3.0 Message damaged in the spool ({e}); moved to quarantine"),
+                };
+                let outcomes = item
+                    .recipients
+                    .iter()
+                    .map(|(i, _)| (*i, o.clone()))
+                    .collect();
+                self.finish(item, outcomes, None, None);
+                return (0, false, true);
+            }
+            other => {
+                let why = match other {
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                    Ok(Ok(_)) => unreachable!("handled above"),
+                };
+                let o = Outcome::Deferred {
+                    reply: format!("4.3.0 Cannot read the message from the spool: {why}"),
+                };
+                let outcomes = item
+                    .recipients
+                    .iter()
+                    .map(|(i, _)| (*i, o.clone()))
+                    .collect();
+                self.finish(item, outcomes, None, None);
+                return (0, false, true);
+            }
+        };
+        let env = &spooled.envelope;
+        let message = spooled.message();
+        let rcpts = item
+            .recipients
+            .iter()
+            .map(|(i, addr)| {
+                let r = env.recipients.get(*i);
+                (
+                    *i,
+                    addr.as_str(),
+                    r.and_then(|r| r.notify.to_param()),
+                    r.and_then(|r| r.orcpt.as_deref()),
+                )
+            })
+            .collect();
+        let tx = Transaction {
+            from: &env.sender,
+            rcpts,
+            message,
+            smtputf8: env.smtputf8
+                || !env.sender.is_ascii()
+                || item.recipients.iter().any(|(_, a)| !a.is_ascii()),
+            eightbit: env.body != laneway_common::envelope::BodyType::SevenBit
+                || !message.is_ascii(),
+            ret: env.ret.map(|r| match r {
+                laneway_common::envelope::DsnRet::Full => "FULL",
+                laneway_common::envelope::DsnRet::Hdrs => "HDRS",
+            }),
+            envid: env.envid.as_deref(),
+        };
+        let res = open.client.send(&tx).await;
+        let delivered = res
+            .outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Delivered { .. }))
+            .count();
+        let tls = open.client.tls.clone();
+        let desc = open.desc.clone();
+        self.finish(item, res.outcomes, Some(&desc), tls.as_deref());
+        (delivered, res.throttled, res.reusable)
+    }
+
+    /// Records outcomes with the scheduler and logs one event per
+    /// recipient — in the background, so that the connection goes on to
+    /// its next item without waiting for DSNs and spool updates (the disk
+    /// may be busy with fsyncs of incoming mail). Shutdown waits for it.
+    fn finish(
+        self: &Arc<Self>,
+        item: WorkItem,
+        outcomes: Vec<(usize, Outcome)>,
+        next_hop: Option<&str>,
+        tls: Option<&str>,
+    ) {
+        let this = self.clone();
+        let next_hop = next_hop.map(str::to_string);
+        let tls = tls.map(str::to_string);
+        let activity = self.lifecycle.activity();
+        tokio::spawn(async move {
+            this.record(item, outcomes, next_hop.as_deref(), tls.as_deref())
+                .await;
+            drop(activity);
+        });
+    }
+
+    async fn record(
+        &self,
+        item: WorkItem,
+        outcomes: Vec<(usize, Outcome)>,
+        next_hop: Option<&str>,
+        tls: Option<&str>,
+    ) {
+        let now = self.queue.now_ms();
+        let item2 = item.clone();
+        let applied = self
+            .queue
+            .complete(item, outcomes, self.notifier.as_ref())
+            .await;
+        for (idx, outcome, next) in applied {
+            let rcpt = item2
+                .recipients
+                .iter()
+                .find(|(i, _)| *i == idx)
+                .map(|(_, a)| a.as_str())
+                .unwrap_or("");
+            let (result, reply) = match &outcome {
+                Outcome::Delivered { reply, .. } => ("delivered", reply.as_str()),
+                Outcome::Deferred { reply } => ("deferred", reply.as_str()),
+                Outcome::Failed { reply } => ("failed", reply.as_str()),
+            };
+            self.events.record(&DeliveryEvent {
+                ts_ms: now,
+                id: item2.id.to_string(),
+                lane: item2.lane.get(),
+                from: &item2.sender,
+                rcpt,
+                result,
+                reply,
+                next_hop,
+                tls,
+                attempt: item2.attempts + 1,
+                queue_time_ms: now.saturating_sub(item2.queued_at_ms),
+                next_attempt_ms: next,
+            });
+        }
+    }
+}

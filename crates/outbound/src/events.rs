@@ -1,0 +1,85 @@
+//! Delivery events: one structured log line per recipient attempt (message
+//! id, lane, recipient, next hop, TLS, result, remote reply, attempt, time
+//! in queue), and with `[log] events = "path"` the same as JSON lines.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// One recipient's delivery attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryEvent<'a> {
+    /// When, ms since the Unix epoch.
+    pub ts_ms: u64,
+    /// Queue id.
+    pub id: String,
+    /// Lane.
+    pub lane: u8,
+    /// Envelope sender.
+    pub from: &'a str,
+    /// Recipient.
+    pub rcpt: &'a str,
+    /// `delivered`, `deferred` or `failed`.
+    pub result: &'static str,
+    /// The remote reply or local reason.
+    pub reply: &'a str,
+    /// The host and address tried, if a connection was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_hop: Option<&'a str>,
+    /// TLS protocol and cipher, if encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<&'a str>,
+    /// Attempt number for this recipient.
+    pub attempt: u32,
+    /// Time since acceptance, ms.
+    pub queue_time_ms: u64,
+    /// Next attempt for a deferral, ms since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_ms: Option<u64>,
+}
+
+/// Where delivery events go.
+#[derive(Debug, Default)]
+pub struct Events {
+    file: Option<Mutex<BufWriter<File>>>,
+}
+
+impl Events {
+    /// Events to the log only, plus a JSON-lines file if `path` is set.
+    pub fn open(path: Option<&Path>) -> io::Result<Events> {
+        let file = match path {
+            Some(p) => Some(Mutex::new(BufWriter::new(
+                OpenOptions::new().create(true).append(true).open(p)?,
+            ))),
+            None => None,
+        };
+        Ok(Events { file })
+    }
+
+    /// Records an event.
+    pub fn record(&self, e: &DeliveryEvent<'_>) {
+        tracing::info!(
+            id = %e.id,
+            lane = e.lane,
+            from = %e.from,
+            rcpt = %e.rcpt,
+            result = e.result,
+            next_hop = e.next_hop.unwrap_or("-"),
+            tls = e.tls.unwrap_or("-"),
+            attempt = e.attempt,
+            queue_ms = e.queue_time_ms,
+            reply = %e.reply,
+            "delivery"
+        );
+        if let Some(f) = &self.file {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            let line = serde_json::to_string(e).unwrap_or_default();
+            if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() {
+                tracing::warn!("cannot write to the delivery event log");
+            }
+        }
+    }
+}

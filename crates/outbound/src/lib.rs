@@ -1,0 +1,18 @@
+//! Laneway's outbound side: next-hop resolution ([`lookup`]), the SMTP
+//! client ([`client`]) with its TLS policy ([`tls`]), the dispatcher that
+//! turns the lane scheduler's decisions into connections ([`dispatch`]),
+//! delivery status notifications ([`dsn`]) and delivery events ([`events`]).
+
+pub mod client;
+pub mod dispatch;
+pub mod dsn;
+pub mod events;
+pub mod lookup;
+pub mod status;
+pub mod tls;
+
+pub use dispatch::{Dispatcher, Settings};
+pub use dsn::DsnNotifier;
+pub use events::Events;
+pub use lookup::Lookup;
+pub use tls::TlsClients;

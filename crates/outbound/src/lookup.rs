@@ -1,0 +1,376 @@
+//! Next-hop resolution (RFC 5321 §5.1, RFC 7505): a static `[[route]]`, the
+//! `*` smarthost, or the MX records of the domain — preference order,
+//! random among equal preference, every address of every host (IPv4 and
+//! IPv6, a failed lookup of one family never hiding the other), the implicit
+//! MX when there is none, null MX and NXDOMAIN as permanent failures, and
+//! every other DNS trouble as a reason to try again later. Hosts that are
+//! Laneway itself, and every worse-preference host, are dropped.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_resolver::config::{
+    LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts,
+};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::RData;
+use hickory_resolver::{Resolver, TokioResolver};
+use laneway_common::config::{Dns, OutboundTls, Route};
+use rand::seq::SliceRandom;
+
+/// Why a domain has no usable next hop. The text starts with the RFC 3463
+/// status code it is reported with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HopError {
+    /// Never deliverable (null MX, no such domain, mail loop).
+    #[error("{0}")]
+    Permanent(String),
+    /// Try again later (DNS trouble).
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// One host to try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// Its name (for TLS verification and logs).
+    pub name: String,
+    /// Its addresses with the port, in the order to try them.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Where a domain's mail goes.
+#[derive(Debug, Clone)]
+pub struct NextHop {
+    /// Site key: domains with the same next hop share one (and its limits).
+    pub site: Arc<str>,
+    /// Hosts in the order to try them.
+    pub hosts: Vec<Host>,
+    /// TLS policy of a route, if it sets one.
+    pub tls: Option<OutboundTls>,
+    /// AUTH credentials for a route (user, password).
+    pub auth: Option<Arc<(String, String)>>,
+    /// How long this answer holds.
+    pub ttl: Duration,
+}
+
+/// Resolves recipient domains to next hops.
+pub struct Lookup {
+    resolver: TokioResolver,
+    routes: Vec<Route>,
+    port: u16,
+    own: Vec<SocketAddr>,
+}
+
+/// Builds the DNS resolver: the `[dns] nameservers` if given, else the
+/// system's (`/etc/resolv.conf`). `/etc/hosts` is never consulted for mail
+/// routing.
+pub fn resolver(dns: &Dns) -> Result<TokioResolver, String> {
+    let mut builder = if dns.nameservers.is_empty() {
+        Resolver::builder_tokio()
+            .map_err(|e| format!("reading the system resolver configuration: {e}"))?
+    } else {
+        let servers = dns
+            .nameservers
+            .iter()
+            .map(|sa| {
+                let mut ns = NameServerConfig::udp_and_tcp(sa.ip());
+                for c in &mut ns.connections {
+                    c.port = sa.port();
+                }
+                ns
+            })
+            .collect();
+        Resolver::builder_with_config(
+            ResolverConfig::from_name_servers(servers),
+            TokioRuntimeProvider::default(),
+        )
+    };
+    let opts: &mut ResolverOpts = builder.options_mut();
+    opts.timeout = dns.timeout;
+    opts.attempts = dns.attempts;
+    opts.use_hosts_file = ResolveHosts::Never;
+    opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    opts.ndots = 0;
+    builder
+        .build()
+        .map_err(|e| format!("building the DNS resolver: {e}"))
+}
+
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// Splits a route's `via` into host and port: `host:port`, `[ip]:port`,
+/// `ip:port`, `host`, `[ipv6]`.
+pub fn parse_via(via: &str, default_port: u16) -> Result<(String, u16), String> {
+    let via = via.trim();
+    if let Ok(sa) = via.parse::<SocketAddr>() {
+        return Ok((sa.ip().to_string(), sa.port()));
+    }
+    if let Some(rest) = via.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("route via {via:?}: missing ]"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("route via {via:?}: bad port"))?,
+            None if after.is_empty() => default_port,
+            None => return Err(format!("route via {via:?}: junk after ]")),
+        };
+        return Ok((host.to_string(), port));
+    }
+    match via.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Ok((
+            h.to_string(),
+            p.parse()
+                .map_err(|_| format!("route via {via:?}: bad port"))?,
+        )),
+        _ => Ok((via.to_string(), default_port)),
+    }
+}
+
+impl Lookup {
+    /// A lookup with these routes; `port` is `[outbound] port`, `own` the
+    /// addresses Laneway's listeners are bound to (for loop detection).
+    pub fn new(
+        resolver: TokioResolver,
+        routes: Vec<Route>,
+        port: u16,
+        own: Vec<SocketAddr>,
+    ) -> Lookup {
+        Lookup {
+            resolver,
+            routes,
+            port,
+            own,
+        }
+    }
+
+    /// Whether `addr` is one of our own listeners.
+    fn is_self(&self, addr: &SocketAddr) -> bool {
+        self.own.iter().any(|o| {
+            o.port() == addr.port()
+                && (o.ip() == addr.ip() || (o.ip().is_unspecified() && addr.ip().is_loopback()))
+        })
+    }
+
+    /// Resolves `domain` to its next hop.
+    pub async fn next_hop(&self, domain: &str) -> Result<NextHop, HopError> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty() {
+            return Err(HopError::Permanent(
+                "5.1.2 Recipient address has no domain".into(),
+            ));
+        }
+        let route = self
+            .routes
+            .iter()
+            .find(|r| r.domain == domain)
+            .or_else(|| self.routes.iter().find(|r| r.domain == "*"));
+        if let Some(r) = route {
+            return self.route_hop(r).await;
+        }
+        self.mx_hop(&domain).await
+    }
+
+    async fn route_hop(&self, r: &Route) -> Result<NextHop, HopError> {
+        let (host, port) = parse_via(&r.via, self.port).map_err(HopError::Permanent)?;
+        let addrs = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => {
+                let (addrs, err) = self.addresses(&host, port).await;
+                if addrs.is_empty() {
+                    return Err(err.unwrap_or_else(|| {
+                        HopError::Transient(format!("4.4.3 Route host {host} has no address"))
+                    }));
+                }
+                addrs
+            }
+        };
+        if addrs.iter().any(|a| self.is_self(a)) {
+            return Err(HopError::Permanent(format!(
+                "5.4.6 Mail for route {} loops back to myself",
+                r.via
+            )));
+        }
+        let auth = match (&r.auth_user, &r.auth_password_file) {
+            (Some(u), Some(f)) => {
+                let pw = std::fs::read_to_string(f).map_err(|e| {
+                    HopError::Transient(format!("4.3.5 Cannot read {}: {e}", f.display()))
+                })?;
+                Some(Arc::new((
+                    u.clone(),
+                    pw.trim_end_matches(['\r', '\n']).to_string(),
+                )))
+            }
+            _ => None,
+        };
+        let site = match &auth {
+            Some(a) => format!("route {host}:{port} user={}", a.0),
+            None => format!("route {host}:{port}"),
+        };
+        Ok(NextHop {
+            site: site.into(),
+            hosts: vec![Host { name: host, addrs }],
+            tls: r.tls,
+            auth,
+            ttl: Duration::from_secs(3600),
+        })
+    }
+
+    async fn mx_hop(&self, domain: &str) -> Result<NextHop, HopError> {
+        let name = fqdn(domain);
+        let mut ttl = Duration::from_secs(3600);
+        let mut mx: Vec<(u16, String)> = match self.resolver.mx_lookup(name.as_str()).await {
+            Ok(lookup) => {
+                ttl = lookup
+                    .valid_until()
+                    .saturating_duration_since(Instant::now());
+                lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(m) => {
+                            Some((m.preference, m.exchange.to_ascii().to_ascii_lowercase()))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            }
+            Err(e) if e.is_nx_domain() => {
+                return Err(HopError::Permanent(format!(
+                    "5.1.2 Domain {domain} does not exist (DNS NXDOMAIN)"
+                )));
+            }
+            Err(e) if e.is_no_records_found() => Vec::new(),
+            Err(e) => return Err(transient(domain, "MX", &e)),
+        };
+        // RFC 7505: a lone MX "." means the domain accepts no mail.
+        if mx.len() == 1 && (mx[0].1 == "." || mx[0].1.is_empty()) {
+            return Err(HopError::Permanent(format!(
+                "5.1.10 Domain {domain} does not accept mail (null MX)"
+            )));
+        }
+        mx.retain(|(_, h)| h != "." && !h.is_empty());
+        let implicit = mx.is_empty();
+        if implicit {
+            // RFC 5321 §5.1: no MX, the domain itself is the implicit MX.
+            mx.push((0, name.clone()));
+        }
+        // Preference order, random among equals.
+        mx.shuffle(&mut rand::rng());
+        mx.sort_by_key(|(p, _)| *p);
+        let mut hosts: Vec<(u16, Host)> = Vec::new();
+        let mut transient_err = None;
+        let mut loop_pref: Option<u16> = None;
+        for (pref, h) in &mx {
+            let (addrs, err) = self.addresses(h, self.port).await;
+            if let Some(e) = err {
+                transient_err.get_or_insert(e);
+            }
+            if addrs.iter().any(|a| self.is_self(a)) {
+                loop_pref = Some(loop_pref.map_or(*pref, |l: u16| l.min(*pref)));
+                continue;
+            }
+            if !addrs.is_empty() {
+                hosts.push((
+                    *pref,
+                    Host {
+                        name: h.trim_end_matches('.').to_string(),
+                        addrs,
+                    },
+                ));
+            }
+        }
+        if let Some(lp) = loop_pref {
+            // RFC 5321 §5.1: drop ourselves and every host not better than us.
+            hosts.retain(|(p, _)| *p < lp);
+            if hosts.is_empty() {
+                return Err(HopError::Permanent(format!(
+                    "5.4.6 Mail for {domain} loops back to myself"
+                )));
+            }
+        }
+        if hosts.is_empty() {
+            return Err(match transient_err {
+                Some(e) => e,
+                None if implicit => HopError::Permanent(format!(
+                    "5.1.2 Domain {domain} has no MX and no address records"
+                )),
+                None => HopError::Permanent(format!("5.4.4 No MX host of {domain} has an address")),
+            });
+        }
+        let mut names: Vec<&str> = mx.iter().map(|(_, h)| h.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let site = format!("mx {}:{}", names.join(","), self.port);
+        Ok(NextHop {
+            site: site.into(),
+            hosts: hosts.into_iter().map(|(_, h)| h).collect(),
+            tls: None,
+            auth: None,
+            ttl: ttl.clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+        })
+    }
+
+    /// The IPv4 then IPv6 addresses of `host`. A failure of one family does
+    /// not stop the other; the error returned is set only for trouble that
+    /// is not a definite "no such records".
+    async fn addresses(&self, host: &str, port: u16) -> (Vec<SocketAddr>, Option<HopError>) {
+        let name = fqdn(host);
+        let (v4, v6) = tokio::join!(
+            self.resolver.ipv4_lookup(name.as_str()),
+            self.resolver.ipv6_lookup(name.as_str())
+        );
+        let mut addrs = Vec::new();
+        let mut err = None;
+        for (res, kind) in [(v4, "A"), (v6, "AAAA")] {
+            match res {
+                Ok(l) => addrs.extend(l.answers().iter().filter_map(|r| match &r.data {
+                    RData::A(a) => Some(SocketAddr::new(IpAddr::V4(a.0), port)),
+                    RData::AAAA(a) => Some(SocketAddr::new(IpAddr::V6(a.0), port)),
+                    _ => None,
+                })),
+                Err(e) if e.is_no_records_found() => {}
+                Err(e) => err = Some(transient(host, kind, &e)),
+            }
+        }
+        (addrs, err)
+    }
+}
+
+fn transient(name: &str, kind: &str, e: &NetError) -> HopError {
+    HopError::Transient(format!("4.4.3 DNS {kind} lookup for {name} failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn via_forms() {
+        assert_eq!(
+            parse_via("127.0.0.1:2526", 25).unwrap(),
+            ("127.0.0.1".into(), 2526)
+        );
+        assert_eq!(parse_via("[::1]:2526", 25).unwrap(), ("::1".into(), 2526));
+        assert_eq!(parse_via("[::1]", 25).unwrap(), ("::1".into(), 25));
+        assert_eq!(
+            parse_via("smtp.example.com", 587).unwrap(),
+            ("smtp.example.com".into(), 587)
+        );
+        assert_eq!(
+            parse_via("smtp.example.com:2525", 25).unwrap(),
+            ("smtp.example.com".into(), 2525)
+        );
+        assert!(parse_via("host:port", 25).is_err());
+    }
+}

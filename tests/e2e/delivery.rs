@@ -1,0 +1,662 @@
+//! Outbound delivery end to end: a real DNS server and SMTP sinks on
+//! loopback, the real daemon in between.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use laneway_bench::sink::{Event, Sink, SinkConfig};
+use laneway_tests::dns::TestDns;
+use laneway_tests::smtp::{Client, queued_id};
+use laneway_tests::tls::{TestCa, self_signed_server};
+use laneway_tests::{DEADLINE, Daemon, eventually};
+
+/// A relay with a trusted gateway listener, fast retries and an event log,
+/// delivering to `port` on whatever the DNS server says.
+fn relay(dns: &TestDns, port: u16, extra: &str) -> String {
+    relay_ob(dns, port, "", extra)
+}
+
+/// [`relay`] with extra `[outbound]` lines.
+fn relay_ob(dns: &TestDns, port: u16, outbound: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "in"
+bind = "127.0.0.1:0"
+trust_priority = true
+[relay]
+trusted_networks = ["127.0.0.1/32"]
+[queue]
+retry_base = "200ms"
+retry_max = "1s"
+[outbound]
+port = {port}
+idle_timeout = "300ms"
+connect_timeout = "2s"
+{outbound}
+[log]
+events = "{{dir}}/events.jsonl"
+{}
+{extra}
+"#,
+        dns.config()
+    )
+}
+
+fn sink(cfg: SinkConfig) -> Sink {
+    Sink::spawn(cfg)
+}
+
+/// A sink on `ip` and the same port as `other` (so one `[outbound] port` serves both).
+fn sink_beside(other: &Sink, ip: &str, mut cfg: SinkConfig) -> Sink {
+    cfg.bind = Some(SocketAddr::new(ip.parse().unwrap(), other.addr.port()));
+    sink(cfg)
+}
+
+fn reply(
+    f: impl Fn(&Event<'_>) -> Option<String> + Send + Sync + 'static,
+) -> Option<laneway_bench::sink::ReplyFn> {
+    Some(Arc::new(f))
+}
+
+/// Submits one message through the trusted listener; returns its queue id.
+fn submit(d: &Daemon, from: &str, to: &[&str], lane: u8, body: &str) -> String {
+    let mut c = Client::hello(d.addr("in"));
+    let content = format!(
+        "From: {from}\r\nSubject: lane {lane}\r\nX-Priority-Queue: {lane}\r\nX-Bench-Lane: {lane}\r\n\r\n{body}"
+    );
+    let r = c.send_mail(from, to, &content);
+    queued_id(&r)
+}
+
+fn events(d: &Daemon) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(d.dir().join("events.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event JSON"))
+        .collect()
+}
+
+fn wait_events(
+    d: &Daemon,
+    what: &str,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    eventually(what, || pred(&events(d)));
+    events(d)
+}
+
+fn text(m: &laneway_bench::sink::Message) -> String {
+    String::from_utf8_lossy(&m.data).into_owned()
+}
+
+#[test]
+fn mx_preference_with_failover_to_the_next_host() {
+    let dns = TestDns::start();
+    let mx2 = sink(SinkConfig {
+        bind: Some("127.0.0.3:0".parse().unwrap()),
+        ..Default::default()
+    });
+    dns.mx("example.test", 10, "mx1.example.test");
+    dns.mx("example.test", 20, "mx2.example.test");
+    dns.a("mx1.example.test", "127.0.0.2"); // nothing listens there
+    dns.a("mx2.example.test", "127.0.0.3");
+    let d = Daemon::start(&relay(&dns, mx2.addr.port(), ""));
+    let id = submit(
+        &d,
+        "alice@sender.test",
+        &["bob@example.test"],
+        4,
+        "..dot line\r\nbody\r\n",
+    );
+    assert_eq!(mx2.wait_blocking(1, DEADLINE), 1);
+    let m = &mx2.messages()[0];
+    assert_eq!(m.from, "alice@sender.test");
+    assert_eq!(m.rcpts, vec!["bob@example.test"]);
+    let t = text(m);
+    assert!(
+        t.contains("\r\n..dot line\r\nbody\r\n"),
+        "dot-stuffing must round-trip: {t}"
+    );
+    assert!(!t.to_ascii_lowercase().contains("x-priority-queue"));
+    assert!(t.contains(&format!("by laneway.test (Laneway) with ESMTP id {id}")));
+    let ev = wait_events(&d, "delivered event", |e| {
+        e.iter().any(|e| e["result"] == "delivered")
+    });
+    let e = ev.iter().find(|e| e["result"] == "delivered").unwrap();
+    assert_eq!(e["id"], id);
+    assert!(
+        e["next_hop"]
+            .as_str()
+            .unwrap()
+            .starts_with("mx2.example.test[127.0.0.3]"),
+        "{e}"
+    );
+    eventually("spool empty", || d.spool_stats()["total"] == 0);
+}
+
+#[test]
+fn a_deferral_is_retried_in_the_same_lane_and_delivered() {
+    let dns = TestDns::start();
+    let s = sink(SinkConfig {
+        reply: reply(|e| match e {
+            Event::Data(_, 0) => Some("451 4.3.0 try again later".into()),
+            _ => None,
+        }),
+        ..Default::default()
+    });
+    dns.mx("example.test", 10, "mx.example.test");
+    dns.a("mx.example.test", "127.0.0.1");
+    let d = Daemon::start(&relay(&dns, s.addr.port(), ""));
+    let id = submit(&d, "alice@sender.test", &["bob@example.test"], 7, "x\r\n");
+    assert_eq!(s.wait_blocking(1, DEADLINE), 1);
+    let ev = wait_events(&d, "two events", |e| e.len() >= 2);
+    assert_eq!(ev[0]["result"], "deferred");
+    assert_eq!(ev[0]["attempt"], 1);
+    assert!(ev[0]["reply"].as_str().unwrap().starts_with("451 4.3.0"));
+    assert!(ev[0]["next_attempt_ms"].as_u64().is_some());
+    assert_eq!(ev[1]["result"], "delivered");
+    assert_eq!(ev[1]["attempt"], 2);
+    for e in &ev[..2] {
+        assert_eq!(e["id"], id);
+        assert_eq!(e["lane"], 7, "retries keep their lane");
+    }
+}
+
+#[test]
+fn a_permanent_failure_bounces_to_the_sender_in_the_same_lane() {
+    let dns = TestDns::start();
+    let mx = sink(SinkConfig {
+        reply: reply(|e| match e {
+            Event::Rcpt(r) if r.starts_with("bad@") => {
+                Some("550 5.1.1 <bad@example.test>: no such user".into())
+            }
+            _ => None,
+        }),
+        ..Default::default()
+    });
+    let home = sink(SinkConfig::default());
+    dns.mx("example.test", 10, "mx.example.test");
+    dns.a("mx.example.test", "127.0.0.1");
+    let routes = format!(
+        "[[route]]\ndomain = \"sender.test\"\nvia = \"{}\"\n",
+        home.addr
+    );
+    let d = Daemon::start(&relay(&dns, mx.addr.port(), &routes));
+    let id = submit(
+        &d,
+        "alice@sender.test",
+        &["good@example.test", "bad@example.test"],
+        2,
+        "x\r\n",
+    );
+    assert_eq!(mx.wait_blocking(1, DEADLINE), 1);
+    assert_eq!(mx.messages()[0].rcpts, vec!["good@example.test"]);
+    assert_eq!(home.wait_blocking(1, DEADLINE), 1);
+    let dsn = &home.messages()[0];
+    assert!(dsn.mail_line.contains("FROM:<>"), "{}", dsn.mail_line);
+    assert_eq!(dsn.rcpts, vec!["alice@sender.test"]);
+    let t = text(dsn);
+    assert!(t.contains("Content-Type: multipart/report"), "{t}");
+    assert!(t.contains("delivery-status"));
+    assert!(
+        t.contains("Final-Recipient: rfc822; bad@example.test\r\nAction: failed\r\nStatus: 5.1.1"),
+        "{t}"
+    );
+    assert!(t.contains("Diagnostic-Code: smtp; 550 5.1.1"));
+    assert!(!t.contains("Final-Recipient: rfc822; good@example.test"));
+    assert!(t.contains(&format!("X-Laneway-Queue-ID: {id}")));
+    assert!(
+        d.logs()
+            .iter()
+            .any(|l| l.contains("DSN queued") && l.contains("lane=2")),
+        "the DSN stays in the bulk lane"
+    );
+    eventually("spool empty", || d.spool_stats()["total"] == 0);
+}
+
+#[test]
+fn null_mx_and_nxdomain_bounce_but_servfail_defers() {
+    let dns = TestDns::start();
+    let home = sink(SinkConfig::default());
+    dns.null_mx("null.test");
+    dns.servfail("broken.test");
+    let routes = format!(
+        "[[route]]\ndomain = \"sender.test\"\nvia = \"{}\"\n",
+        home.addr
+    );
+    let d = Daemon::start(&relay(&dns, 25, &routes));
+    submit(&d, "alice@sender.test", &["a@null.test"], 4, "x\r\n");
+    submit(&d, "alice@sender.test", &["a@nowhere.test"], 4, "x\r\n");
+    let kept = submit(&d, "alice@sender.test", &["a@broken.test"], 4, "x\r\n");
+    assert_eq!(home.wait_blocking(2, DEADLINE), 2);
+    let all: String = home.messages().iter().map(text).collect();
+    assert!(all.contains("Status: 5.1.10"), "{all}");
+    assert!(all.contains("Status: 5.1.2"), "{all}");
+    let ev = wait_events(&d, "a deferral for broken.test", |e| {
+        e.iter()
+            .any(|e| e["rcpt"] == "a@broken.test" && e["result"] == "deferred")
+    });
+    let e = ev.iter().find(|e| e["rcpt"] == "a@broken.test").unwrap();
+    assert!(e["reply"].as_str().unwrap().starts_with("4.4.3"), "{e}");
+    assert!(
+        ev.iter()
+            .all(|e| e["rcpt"] != "a@broken.test" || e["result"] == "deferred"),
+        "DNS trouble never bounces"
+    );
+    assert_eq!(d.spooled_ids(4), vec![kept]);
+}
+
+#[test]
+fn expiry_after_a_delay_warning_bounces() {
+    let dns = TestDns::start();
+    let mx = sink(SinkConfig {
+        reply: reply(|e| {
+            matches!(e, Event::Data(..)).then(|| "451 4.2.0 mailbox busy".to_string())
+        }),
+        ..Default::default()
+    });
+    let home = sink(SinkConfig::default());
+    dns.mx("example.test", 10, "mx.example.test");
+    dns.a("mx.example.test", "127.0.0.1");
+    let extra = format!(
+        "[[route]]\ndomain = \"sender.test\"\nvia = \"{}\"\n[[queue.lane]]\nlanes = \"0-9\"\nmax_age = \"2s\"\ndelay_warning = \"500ms\"\n",
+        home.addr
+    );
+    let d = Daemon::start(&relay(&dns, mx.addr.port(), &extra));
+    submit(&d, "alice@sender.test", &["bob@example.test"], 1, "x\r\n");
+    assert_eq!(home.wait_blocking(2, DEADLINE), 2);
+    let dsns: Vec<String> = home.messages().iter().map(text).collect();
+    assert!(dsns[0].contains("Action: delayed"), "{}", dsns[0]);
+    assert!(
+        dsns[1].contains("Action: failed") && dsns[1].contains("Status: 4.4.7"),
+        "{}",
+        dsns[1]
+    );
+    assert!(dsns[1].contains("451 4.2.0 mailbox busy"));
+    eventually("spool empty", || d.spool_stats()["total"] == 0);
+}
+
+#[test]
+fn tls_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let dns = TestDns::start();
+    let good = sink(SinkConfig {
+        tls: Some(ca.server_config("mx.good.test")),
+        ..Default::default()
+    });
+    let untrusted = sink_beside(
+        &good,
+        "127.0.0.2",
+        SinkConfig {
+            tls: Some(self_signed_server("mx.untrusted.test")),
+            ..Default::default()
+        },
+    );
+    let plain = sink_beside(&good, "127.0.0.3", SinkConfig::default());
+    dns.mx("good.test", 10, "mx.good.test");
+    dns.a("mx.good.test", "127.0.0.1");
+    dns.mx("untrusted.test", 10, "mx.untrusted.test");
+    dns.a("mx.untrusted.test", "127.0.0.2");
+    dns.mx("plain.test", 10, "mx.plain.test");
+    dns.a("mx.plain.test", "127.0.0.3");
+    dns.mx("plain-required.test", 10, "mx.plain.test");
+    dns.mx("plain-none.test", 10, "mx.plain.test");
+    // opportunistic by default; verify for good.test (our CA) and for
+    // untrusted.test (unknown CA); required for a plaintext-only host.
+    let outbound = format!("ca_file = \"{}\"\n", ca.ca_file.display());
+    let dests = r#"
+[[destination]]
+domain = "good.test"
+tls = "verify"
+[[destination]]
+domain = "untrusted.test"
+tls = "verify"
+[[destination]]
+domain = "plain-required.test"
+tls = "required"
+[[destination]]
+domain = "plain-none.test"
+tls = "none"
+"#;
+    let cfg = relay_ob(&dns, good.addr.port(), &outbound, dests);
+    let d = Daemon::start(&cfg);
+    submit(&d, "a@sender.test", &["x@good.test"], 4, "verified\r\n");
+    submit(
+        &d,
+        "a@sender.test",
+        &["x@untrusted.test"],
+        4,
+        "untrusted\r\n",
+    );
+    submit(
+        &d,
+        "a@sender.test",
+        &["x@plain.test"],
+        4,
+        "opportunistic\r\n",
+    );
+    submit(
+        &d,
+        "a@sender.test",
+        &["x@plain-required.test"],
+        4,
+        "required\r\n",
+    );
+    submit(&d, "a@sender.test", &["x@plain-none.test"], 4, "none\r\n");
+    assert_eq!(good.wait_blocking(1, DEADLINE), 1);
+    assert!(good.messages()[0].tls, "verify mode delivers over TLS");
+    assert_eq!(plain.wait_blocking(2, DEADLINE), 2);
+    assert!(plain.messages().iter().all(|m| !m.tls));
+    let ev = wait_events(&d, "deferrals for the TLS failures", |e| {
+        e.iter()
+            .any(|e| e["rcpt"] == "x@untrusted.test" && e["result"] == "deferred")
+            && e.iter()
+                .any(|e| e["rcpt"] == "x@plain-required.test" && e["result"] == "deferred")
+    });
+    let r = |rcpt: &str| {
+        ev.iter()
+            .find(|e| e["rcpt"] == rcpt && e["result"] == "deferred")
+            .map(|e| e["reply"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert!(
+        r("x@untrusted.test").starts_with("4.7.5"),
+        "{}",
+        r("x@untrusted.test")
+    );
+    assert!(
+        r("x@plain-required.test").starts_with("4.7.4"),
+        "{}",
+        r("x@plain-required.test")
+    );
+    assert_eq!(
+        untrusted.count(),
+        0,
+        "nothing sent to a host that failed verification"
+    );
+    let delivered_tls = ev
+        .iter()
+        .find(|e| e["rcpt"] == "x@good.test" && e["result"] == "delivered")
+        .unwrap();
+    assert!(
+        delivered_tls["tls"].as_str().unwrap().starts_with("TLSv1."),
+        "{delivered_tls}"
+    );
+}
+
+#[test]
+fn opportunistic_tls_falls_back_to_plaintext_when_the_handshake_fails() {
+    let dns = TestDns::start();
+    // offers STARTTLS but the handshake cannot succeed: it demands a client
+    // certificate, which Laneway does not have
+    let s = sink(SinkConfig {
+        tls: Some(laneway_tests::tls::client_auth_server("mx.flaky.test")),
+        ..Default::default()
+    });
+    dns.mx("flaky.test", 10, "mx.flaky.test");
+    dns.a("mx.flaky.test", "127.0.0.1");
+    let d = Daemon::start(&relay(&dns, s.addr.port(), ""));
+    submit(&d, "a@sender.test", &["x@flaky.test"], 4, "x\r\n");
+    assert_eq!(s.wait_blocking(1, DEADLINE), 1);
+}
+
+#[test]
+fn a_restart_keeps_attempt_counts() {
+    let dns = TestDns::start();
+    let s = sink(SinkConfig {
+        reply: reply(|e| match e {
+            Event::Data(_, n) if *n < 2 => Some("451 4.3.0 not yet".into()),
+            _ => None,
+        }),
+        ..Default::default()
+    });
+    dns.mx("example.test", 10, "mx.example.test");
+    dns.a("mx.example.test", "127.0.0.1");
+    let cfg =
+        relay(&dns, s.addr.port(), "").replace("retry_base = \"200ms\"", "retry_base = \"400ms\"");
+    let mut d = Daemon::start(&cfg);
+    let id = submit(&d, "a@sender.test", &["x@example.test"], 3, "x\r\n");
+    wait_events(&d, "first deferral", |e| {
+        e.iter().any(|e| e["result"] == "deferred")
+    });
+    d.kill9();
+    d.restart();
+    let ev = wait_events(&d, "delivery", |e| {
+        e.iter().any(|e| e["result"] == "delivered")
+    });
+    let delivered = ev.iter().find(|e| e["result"] == "delivered").unwrap();
+    assert_eq!(delivered["id"], id);
+    assert_eq!(delivered["attempt"], 3, "{ev:?}");
+    assert_eq!(s.count(), 1);
+}
+
+#[test]
+fn egress_pools_bind_their_source_address_per_lane() {
+    let dns = TestDns::start();
+    let s = sink(SinkConfig::default());
+    dns.mx("example.test", 10, "mx.example.test");
+    dns.a("mx.example.test", "127.0.0.1");
+    let pools = "[[outbound.pool]]\nname = \"transactional\"\nlanes = \"5-9\"\nsource = [\"127.0.0.2\"]\nhelo_name = \"tx.laneway.test\"\n";
+    let cfg = relay_ob(&dns, s.addr.port(), "", pools);
+    let d = Daemon::start(&cfg);
+    submit(&d, "a@sender.test", &["x@example.test"], 9, "urgent\r\n");
+    submit(&d, "a@sender.test", &["y@example.test"], 1, "bulk\r\n");
+    assert_eq!(s.wait_blocking(2, DEADLINE), 2);
+    for m in s.messages() {
+        match m.lane {
+            Some(9) => {
+                assert_eq!(m.peer.ip().to_string(), "127.0.0.2");
+                assert_eq!(m.helo, "tx.laneway.test");
+            }
+            Some(1) => {
+                assert_eq!(m.peer.ip().to_string(), "127.0.0.1");
+                assert_eq!(m.helo, "laneway.test");
+            }
+            other => panic!("unexpected lane {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn mail_that_would_loop_back_bounces() {
+    let dns = TestDns::start();
+    let home = sink(SinkConfig::default());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    dns.mx("loop.test", 10, "mx.loop.test");
+    dns.a("mx.loop.test", "127.0.0.1");
+    let cfg = format!(
+        "{}[[route]]\ndomain = \"sender.test\"\nvia = \"{}\"\n",
+        relay(&dns, port, "").replace(
+            "bind = \"127.0.0.1:0\"",
+            &format!("bind = \"127.0.0.1:{port}\"")
+        ),
+        home.addr
+    );
+    let d = Daemon::start(&cfg);
+    submit(&d, "a@sender.test", &["x@loop.test"], 4, "x\r\n");
+    assert_eq!(home.wait_blocking(1, DEADLINE), 1);
+    let t = text(&home.messages()[0]);
+    assert!(
+        t.contains("Status: 5.4.6") && t.contains("loops back to myself"),
+        "{t}"
+    );
+}
+
+#[test]
+fn smarthost_with_auth_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let dns = TestDns::start();
+    let s = sink(SinkConfig {
+        tls: Some(self_signed_server("smarthost.test")),
+        ..Default::default()
+    });
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let routes = format!(
+        "[[route]]\ndomain = \"*\"\nvia = \"{}\"\ntls = \"required\"\nauth_user = \"relay-user\"\nauth_password_file = \"{}\"\n",
+        s.addr,
+        pw.display()
+    );
+    let d = Daemon::start(&relay(&dns, 25, &routes));
+    submit(&d, "a@sender.test", &["x@anywhere.test"], 4, "x\r\n");
+    assert_eq!(s.wait_blocking(1, DEADLINE), 1);
+    let m = &s.messages()[0];
+    assert!(m.tls);
+    assert_eq!(m.auth.as_deref(), Some("relay-user"));
+}
+
+#[test]
+fn dsn_parameters_go_to_hops_that_take_them_and_relayed_notices_otherwise() {
+    let dns = TestDns::start();
+    let with_dsn = sink(SinkConfig {
+        dsn: true,
+        ..Default::default()
+    });
+    let without = sink_beside(&with_dsn, "127.0.0.2", SinkConfig::default());
+    let home = sink(SinkConfig::default());
+    dns.mx("dsn.test", 10, "mx.dsn.test");
+    dns.a("mx.dsn.test", "127.0.0.1");
+    dns.mx("plain.test", 10, "mx.plain.test");
+    dns.a("mx.plain.test", "127.0.0.2");
+    let routes = format!(
+        "[[route]]\ndomain = \"sender.test\"\nvia = \"{}\"\n",
+        home.addr
+    );
+    let d = Daemon::start(&relay(&dns, with_dsn.addr.port(), &routes));
+    for to in ["x@dsn.test", "y@plain.test"] {
+        let mut c = Client::hello(d.addr("in"));
+        c.cmd("MAIL FROM:<a@sender.test> RET=HDRS ENVID=env+2Bid", "250");
+        c.cmd(
+            &format!("RCPT TO:<{to}> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@sender.test"),
+            "250",
+        );
+        c.cmd("DATA", "354");
+        c.send(b"Subject: dsn\r\n\r\nx\r\n.\r\n");
+        queued_id(&c.reply());
+    }
+    assert_eq!(with_dsn.wait_blocking(1, DEADLINE), 1);
+    let m = &with_dsn.messages()[0];
+    assert!(
+        m.mail_line.contains("RET=HDRS") && m.mail_line.contains("ENVID=env+2Bid"),
+        "{}",
+        m.mail_line
+    );
+    assert!(
+        m.rcpt_lines[0].contains("NOTIFY=SUCCESS,FAILURE"),
+        "{}",
+        m.rcpt_lines[0]
+    );
+    assert!(
+        m.rcpt_lines[0].contains("ORCPT=rfc822;orig@sender.test"),
+        "{}",
+        m.rcpt_lines[0]
+    );
+    assert_eq!(without.wait_blocking(1, DEADLINE), 1);
+    assert!(!without.messages()[0].mail_line.contains("RET="));
+    // the hop without DSN cannot report success: we do ("relayed")
+    assert_eq!(home.wait_blocking(1, DEADLINE), 1);
+    let t = text(&home.messages()[0]);
+    assert!(
+        t.contains("Action: relayed") && t.contains("y@plain.test"),
+        "{t}"
+    );
+    assert!(t.contains("Original-Envelope-Id: env+id"), "{t}");
+}
+
+/// The product's promise, measured: behind a backlog of bulk mail to one
+/// slow destination, an urgent message waits for at most the transaction
+/// in flight on each connection; with a reserved slot it waits for none.
+#[test]
+fn an_urgent_message_overtakes_a_bulk_backlog() {
+    for reserved in [false, true] {
+        let dns = TestDns::start();
+        let delay = if reserved { 200 } else { 20 };
+        let s = sink(SinkConfig {
+            delay: Duration::from_millis(delay),
+            ..Default::default()
+        });
+        dns.mx("example.test", 10, "mx.example.test");
+        dns.a("mx.example.test", "127.0.0.1");
+        let dest = if reserved {
+            "[[destination]]\ndomain = \"example.test\"\nmax_connections = 3\nreserved_connections = 1\nreserved_min_lane = 7\n"
+        } else {
+            "[[destination]]\ndomain = \"example.test\"\nmax_connections = 2\n"
+        };
+        let d = Daemon::start(&relay(&dns, s.addr.port(), dest));
+        let addr = d.addr("in");
+        let threads: Vec<_> = (0..10)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let mut c = Client::hello(addr);
+                    for i in 0..500 {
+                        c.send(format!("MAIL FROM:<bulk@sender.test>\r\nRCPT TO:<n{t}-{i}@example.test>\r\nDATA\r\n").as_bytes());
+                        for _ in 0..3 {
+                            c.reply();
+                        }
+                        c.send(b"Subject: news\r\nX-Priority-Queue: 0\r\nX-Bench-Lane: 0\r\n\r\nnewsletter\r\n.\r\n");
+                        assert!(c.reply().starts_with("250"));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let queued: u64 = d.spool_stats()["lanes"]["0"].as_u64().unwrap();
+        assert!(queued > 4000, "the backlog is there: {queued}");
+        let t0 = Instant::now();
+        submit(
+            &d,
+            "reset@sender.test",
+            &["user@example.test"],
+            9,
+            "your password reset code\r\n",
+        );
+        // queued: bulk transactions starting before this instant may
+        // legitimately be in flight
+        let tq = Instant::now();
+        eventually("the urgent message arrives", || {
+            s.messages().iter().any(|m| m.lane == Some(9))
+        });
+        let msgs = s.messages();
+        let urgent = msgs.iter().find(|m| m.lane == Some(9)).unwrap();
+        let latency = urgent.at.duration_since(t0);
+        let bulk_done_after: Vec<_> = msgs
+            .iter()
+            .filter(|m| m.lane == Some(0) && m.at > tq && m.at < urgent.at)
+            .collect();
+        eprintln!(
+            "reserved={reserved}: lane-9 latency {latency:?} behind {queued} lane-0; {} lane-0 completed meanwhile",
+            bulk_done_after.len()
+        );
+        if reserved {
+            // the urgent transaction started before any bulk transaction in flight had ended
+            let waited = msgs
+                .iter()
+                .filter(|m| m.lane == Some(0) && m.at > tq && m.at < urgent.mail_at)
+                .count();
+            assert_eq!(
+                waited, 0,
+                "with a reserved slot the urgent message waits for no bulk transaction"
+            );
+            assert!(
+                bulk_done_after.iter().all(|m| m.mail_at < tq),
+                "no bulk transaction started after it went first"
+            );
+        } else {
+            assert!(
+                bulk_done_after.len() <= 2,
+                "at most one per connection: {}",
+                bulk_done_after.len()
+            );
+            assert!(bulk_done_after.iter().all(|m| m.mail_at < tq));
+        }
+    }
+}
