@@ -3,6 +3,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WORK=$(mktemp -d /tmp/laneway-interop.XXXXXX)
+chmod 755 "$WORK" # peers running as their own users (postfix) must reach their files
 PIDS=()
 FAILS=0
 

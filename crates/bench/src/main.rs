@@ -26,6 +26,9 @@ enum Command {
         /// Messages per second for the whole sink (0: unlimited).
         #[arg(long, default_value_t = 0)]
         rate: u32,
+        /// Write each message received to DIR/<n>.eml (envelope in X-Sink-* headers).
+        #[arg(long)]
+        save: Option<std::path::PathBuf>,
     },
 }
 
@@ -42,7 +45,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Sink { bind, delay, rate } => {
+        Command::Sink {
+            bind,
+            delay,
+            rate,
+            save,
+        } => {
             let sink = Sink::start(SinkConfig {
                 delay,
                 rate,
@@ -51,9 +59,19 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             println!("sink listening addr={}", sink.addr);
+            let mut saved = 0;
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                println!("received={}", sink.count());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let msgs = sink.messages();
+                if let Some(dir) = &save {
+                    for m in &msgs[saved..] {
+                        let mut out = format!("X-Sink-Mail-From: <{}>\r\nX-Sink-Rcpt-To: {}\r\n", m.from, m.rcpts.join(", ")).into_bytes();
+                        out.extend_from_slice(&m.data);
+                        std::fs::write(dir.join(format!("{saved}.eml")), out)?;
+                        saved += 1;
+                    }
+                }
+                println!("received={}", msgs.len());
             }
         }
     }

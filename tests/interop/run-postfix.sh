@@ -1,0 +1,71 @@
+# Sourced by tests/interop/run: the way users deploy Laneway — a real
+# Postfix (Debian package, loopback only, relayhost = Laneway) relays mail
+# submitted with swaks through Laneway to a sink, which must see both
+# Received: hops.
+
+need_pkgs postfix
+(cd "$ROOT" && cargo build --quiet -p laneway-bench)
+BENCH="$ROOT/target/debug/laneway-bench"
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+mkdir -p "$WORK/sink-mail"
+"$BENCH" sink --bind 127.0.0.1:0 --save "$WORK/sink-mail" >"$WORK/sink.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do grep -q 'listening' "$WORK/sink.log" && break; sleep 0.1; done
+SINK=$(sed -n 's/.*addr=\([^ ]*\).*/\1/p' "$WORK/sink.log" | head -1)
+
+start_laneway relay "
+[[listener]]
+name = \"mx\"
+bind = \"127.0.0.1:0\"
+[relay]
+trusted_networks = [\"127.0.0.1/32\"]
+[[route]]
+domain = \"*\"
+via = \"$SINK\"
+"
+LW=$RELAY_MX
+
+PF="$WORK/postfix"
+PF_PORT=$(free_port)
+mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
+chown postfix "$PF/data"
+cp /etc/postfix/master.cf "$PF/conf/"
+cat >"$PF/conf/main.cf" <<CF
+compatibility_level = 3.6
+queue_directory = $PF/queue
+data_directory = $PF/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.test
+mydestination =
+local_transport = error:local delivery disabled
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+relayhost = [$(host "$LW")]:$(port "$LW")
+smtp_dns_support_level = disabled
+maillog_file_prefixes = $WORK
+maillog_file = $PF/maillog
+CF
+sed -i -E "s/^smtp +inet +n +- +[yn] +- +- +smtpd/127.0.0.1:$PF_PORT inet n - n - - smtpd/" "$PF/conf/master.cf"
+grep -q "^127.0.0.1:$PF_PORT inet" "$PF/conf/master.cf" || fail "could not set the Postfix smtpd port in master.cf"
+postconf -c "$PF/conf" -F '*/*/chroot = n'
+stop_postfix() { postfix -c "$PF/conf" stop >/dev/null 2>&1 || true; }
+if postfix -c "$PF/conf" start >/dev/null 2>&1; then
+    for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PF_PORT) 2>/dev/null && break; sleep 0.1; done
+    check "swaks -> Postfix ($PF_PORT) accepts" \
+        sh -c "swaks --server 127.0.0.1 --port $PF_PORT --from alice@example.com --to bob@example.net --header 'Subject: via postfix' | grep -q '250 2.0.0 Ok: queued'"
+    for _ in $(seq 1 200); do [ -e "$WORK/sink-mail/0.eml" ] && break; sleep 0.1; done
+    check "sink received the message relayed by Postfix through Laneway" test -e "$WORK/sink-mail/0.eml"
+    check "both Received: hops (Postfix, then Laneway) are in the message" \
+        sh -c "grep -q 'by postfix.test (Postfix)' '$WORK/sink-mail/0.eml' && grep -q 'by laneway.test (Laneway) with ESMTP' '$WORK/sink-mail/0.eml'"
+    for _ in $(seq 1 100); do [ "$(spool_total relay)" = 0 ] && break; sleep 0.1; done
+    check "Laneway's spool is empty after delivery" test "$(spool_total relay)" = 0
+    stop_postfix
+else
+    fail "postfix did not start (see $PF/maillog)"
+    cat "$PF/maillog" 2>/dev/null | tail -5
+fi
