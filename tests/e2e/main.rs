@@ -1,5 +1,6 @@
 //! End-to-end tests against the real `laneway` binary.
 
+mod api;
 mod daemon;
 mod delivery;
 mod smtp;

@@ -4,6 +4,7 @@
 //! on a condition with a deadline.
 
 pub mod dns;
+pub mod http;
 pub mod smtp;
 pub mod tls;
 

@@ -65,7 +65,12 @@ async fn main() -> anyhow::Result<()> {
                 let msgs = sink.messages();
                 if let Some(dir) = &save {
                     for m in &msgs[saved..] {
-                        let mut out = format!("X-Sink-Mail-From: <{}>\r\nX-Sink-Rcpt-To: {}\r\n", m.from, m.rcpts.join(", ")).into_bytes();
+                        let mut out = format!(
+                            "X-Sink-Mail-From: <{}>\r\nX-Sink-Rcpt-To: {}\r\n",
+                            m.from,
+                            m.rcpts.join(", ")
+                        )
+                        .into_bytes();
                         out.extend_from_slice(&m.data);
                         std::fs::write(dir.join(format!("{saved}.eml")), out)?;
                         saved += 1;

@@ -6,12 +6,36 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::envelope::Envelope;
+use crate::headers;
 use crate::id::MessageId;
 use crate::priority::Priority;
 use crate::reply::{IngestError, Reply};
 
 /// A boxed, sendable future (what [`Ingest`] methods return).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The priority header (DESIGN §2). Ingest removes it: it never leaves the relay.
+pub const PRIORITY_HEADER: &str = "X-Priority-Queue";
+
+/// Decides the lane of a message (DESIGN §2): an explicit lane wins; else,
+/// when trusted, the message's `X-Priority-Queue` header (a bad value is an
+/// error, never clamped); else the fallback.
+pub fn decide_lane(req: &LaneRequest, message: &[u8]) -> Result<Priority, IngestError> {
+    if let Some((p, _)) = &req.explicit {
+        return Ok(*p);
+    }
+    if req.trust_header
+        && let Some(f) = headers::fields(message)
+            .into_iter()
+            .find(|f| f.is(PRIORITY_HEADER))
+    {
+        return f.text().parse().map_err(|e| IngestError::InvalidPriority {
+            source_name: format!("{PRIORITY_HEADER} header"),
+            detail: format!("{e}"),
+        });
+    }
+    Ok(req.fallback)
+}
 
 /// How the lane of a submission is to be decided (DESIGN §2).
 #[derive(Debug, Clone, PartialEq, Eq)]

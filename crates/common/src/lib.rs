@@ -6,12 +6,14 @@
 //! Every other crate depends on this one and on nothing else of Laneway's
 //! for its interfaces (DESIGN §3).
 
+pub mod admin;
 pub mod config;
 pub mod envelope;
 pub mod headers;
 pub mod id;
 pub mod ingest;
 pub mod lifecycle;
+pub mod metrics;
 pub mod priority;
 pub mod reply;
 

@@ -114,8 +114,13 @@ pub async fn serve(tcp: TcpListener, config: Listener, shared: Arc<Shared>) {
         };
         let local = stream.local_addr().unwrap_or(peer);
         let shared = shared.clone();
+        metrics::counter!(laneway_common::metrics::CONNECTIONS, "direction" => "in").increment(1);
         tokio::spawn(async move {
+            let active =
+                metrics::gauge!(laneway_common::metrics::CONNECTIONS_ACTIVE, "direction" => "in");
+            active.increment(1.0);
             handle(stream, peer, local, listener, shared).await;
+            active.decrement(1.0);
             drop(slot);
         });
     }
@@ -123,6 +128,7 @@ pub async fn serve(tcp: TcpListener, config: Listener, shared: Arc<Shared>) {
 
 /// The TLS protocol and cipher of a connection, e.g. `TLSv1.3 TLS13_AES_256_GCM_SHA384`.
 pub fn tls_info(conn: &rustls::ServerConnection) -> String {
+    metrics::counter!(laneway_common::metrics::TLS, "direction" => "in").increment(1);
     let version = match conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
         Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),

@@ -6,15 +6,13 @@ use std::sync::Arc;
 
 use laneway_common::headers::{self, rfc5322_date};
 use laneway_common::id::IdGenerator;
-use laneway_common::ingest::BoxFuture;
+use laneway_common::ingest::{BoxFuture, PRIORITY_HEADER, decide_lane};
 use laneway_common::{
-    Accepted, Envelope, Ingest, IngestError, LaneRequest, Lifecycle, MessageId, Priority,
-    Submission, envelope::now_ms,
+    Accepted, Envelope, Ingest, IngestError, Lifecycle, MessageId, Priority, Submission,
+    envelope::now_ms,
 };
 use laneway_spool::DiskStore;
 
-/// The priority header (DESIGN §2). Never leaves the relay.
-pub const PRIORITY_HEADER: &str = "X-Priority-Queue";
 /// RFC 5321 §6.3: refuse mail that has been around this many hops.
 pub const MAX_RECEIVED: usize = 100;
 
@@ -75,25 +73,6 @@ impl Ingestor {
             }
         }
     }
-}
-
-/// Decides the lane of a message (DESIGN §2) from the request and, when
-/// trusted, its `X-Priority-Queue` header.
-pub fn decide_lane(req: &LaneRequest, message: &[u8]) -> Result<Priority, IngestError> {
-    if let Some((p, _)) = &req.explicit {
-        return Ok(*p);
-    }
-    if req.trust_header
-        && let Some(f) = headers::fields(message)
-            .into_iter()
-            .find(|f| f.is(PRIORITY_HEADER))
-    {
-        return f.text().parse().map_err(|e| IngestError::InvalidPriority {
-            source_name: format!("{PRIORITY_HEADER} header"),
-            detail: format!("{e}"),
-        });
-    }
-    Ok(req.fallback)
 }
 
 /// The `Received:` field for a message (RFC 5321 §4.4, RFC 3848).
@@ -161,9 +140,12 @@ impl Ingest for Ingestor {
             let size = data.len();
             let store = self.store.clone();
             let env = envelope.clone();
+            let started = std::time::Instant::now();
             let written = tokio::task::spawn_blocking(move || store.put(id, lane, &env, &data))
                 .await
                 .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+            metrics::histogram!(laneway_common::metrics::SPOOL_WRITE)
+                .record(started.elapsed().as_secs_f64());
             if let Err(e) = written {
                 tracing::error!(id = %id, error = %e, "spool write failed; message not accepted");
                 return Err(if e.kind() == std::io::ErrorKind::StorageFull {
@@ -183,6 +165,13 @@ impl Ingest for Ingestor {
                 peer = ?envelope.origin.peer,
                 "queued"
             );
+            let door = match envelope.origin.door {
+                laneway_common::envelope::Door::Smtp => envelope.origin.name.clone(),
+                laneway_common::envelope::Door::Api => "api".to_string(),
+                laneway_common::envelope::Door::Local => "local".to_string(),
+            };
+            metrics::counter!(laneway_common::metrics::RECEIVED, "listener" => door, "lane" => laneway_common::metrics::lane(lane))
+                .increment(1);
             if let Some(hook) = &self.on_spooled {
                 hook.spooled(id, lane, &envelope, size);
             }
@@ -198,7 +187,7 @@ impl Ingest for Ingestor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use laneway_common::Origin;
+    use laneway_common::{LaneRequest, Origin};
 
     #[test]
     fn lane_precedence() {

@@ -74,6 +74,7 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
 
 async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let prometheus = crate::metrics::install().context("installing the metrics recorder")?;
     // A file-size limit (ulimit -f) must fail the write, not kill the
     // daemon: take SIGXFSZ over and never act on it.
     #[cfg(target_os = "linux")]
@@ -139,6 +140,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         ingest.clone(),
         config.server.hostname.clone(),
     ));
+    let notifier_for_admin = notifier.clone();
     let events = Arc::new(
         Events::open(config.log.events.as_deref())
             .with_context(|| format!("opening [log] events {:?}", config.log.events))?,
@@ -154,6 +156,48 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     );
     let delivering = tokio::spawn(dispatcher.clone().run());
 
+    let admin = Arc::new(crate::admin::QueueAdmin::new(
+        queue.clone(),
+        notifier_for_admin,
+    ));
+    let render: laneway_api::MetricsRender = {
+        let (h, q) = (prometheus.clone(), queue.clone());
+        Arc::new(move || crate::metrics::render(&h, &q))
+    };
+    let api = Arc::new(laneway_api::Api {
+        ingest: ingest.clone(),
+        admin,
+        settings: arc_swap::ArcSwap::from_pointee(api_settings(&config)),
+        metrics: Some(render),
+    });
+    if let Some(a) = &config.api {
+        let tcp = TcpListener::bind(a.bind)
+            .await
+            .with_context(|| format!("[api]: cannot bind {}", a.bind))?;
+        tracing::info!(name = "api", addr = %tcp.local_addr()?, "listening");
+        servers.push(tokio::spawn(serve_http(
+            tcp,
+            laneway_api::router(api.clone()),
+        )));
+    }
+    if let Some(m) = &config.metrics {
+        let tcp = TcpListener::bind(m.bind)
+            .await
+            .with_context(|| format!("[metrics]: cannot bind {}", m.bind))?;
+        tracing::info!(name = "metrics", addr = %tcp.local_addr()?, "listening");
+        servers.push(tokio::spawn(serve_http(
+            tcp,
+            laneway_api::metrics_router(api.clone()),
+        )));
+    }
+    let api_for_reload = api.clone();
+    let socket = control_socket(&config.server.spool_dir)?;
+    tracing::info!(path = %config.server.spool_dir.join(CONTROL_SOCKET).display(), "control socket");
+    servers.push(tokio::spawn(async move {
+        let _ = axum::serve(socket, laneway_api::control_router(api.clone())).await;
+    }));
+
+    let api_handle = api_for_reload;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -167,7 +211,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(path.as_deref(), &config, &shared, &queue, &dispatcher, &own),
+            _ = hup.recv() => reload(path.as_deref(), &config, &shared, &queue, &dispatcher, &api_handle, &own),
         }
     }
 
@@ -190,6 +234,46 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     }
     delivering.abort();
     Ok(())
+}
+
+/// The control socket's file name in the spool directory.
+pub const CONTROL_SOCKET: &str = "control.sock";
+
+/// Binds the control socket (mode 0600; a stale one from a crash is
+/// replaced — the spool lock already proves no other daemon uses it).
+fn control_socket(spool: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = spool.join(CONTROL_SOCKET);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e)
+                .with_context(|| format!("removing the stale control socket {}", path.display()));
+        }
+        _ => {}
+    }
+    let l = tokio::net::UnixListener::bind(&path)
+        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 0600 {}", path.display()))?;
+    Ok(l)
+}
+
+async fn serve_http(tcp: TcpListener, router: axum::Router) {
+    if let Err(e) = axum::serve(tcp, router).await {
+        tracing::error!(error = %e, "HTTP server stopped");
+    }
+}
+
+/// The API settings of a configuration.
+fn api_settings(c: &Config) -> laneway_api::ApiSettings {
+    let a = c.api.clone().unwrap_or_default();
+    laneway_api::ApiSettings {
+        keys: laneway_api::keys::Keys::new(&a.key),
+        max_message_size: a.max_message_size,
+        max_recipients: a.max_recipients,
+        default_priority: c.queue.default_priority,
+        hostname: c.server.hostname.clone(),
+    }
 }
 
 /// The scheduler settings of a configuration.
@@ -241,6 +325,7 @@ fn reload(
     shared: &Arc<Shared>,
     queue: &Queue,
     dispatcher: &Dispatcher,
+    api: &laneway_api::Api,
     own: &[std::net::SocketAddr],
 ) {
     let Some(path) = path else {
@@ -264,6 +349,14 @@ fn reload(
                 let outbound = laneway_outbound::Settings::from_config(&loaded.config);
                 queue.set_settings(queue_settings(&loaded.config, &outbound));
                 dispatcher.reload(outbound, lookup, tls);
+                api.settings.store(Arc::new(api_settings(&loaded.config)));
+                if loaded.config.api.as_ref().map(|a| a.bind)
+                    != running.api.as_ref().map(|a| a.bind)
+                    || loaded.config.metrics.as_ref().map(|m| m.bind)
+                        != running.metrics.as_ref().map(|m| m.bind)
+                {
+                    tracing::warn!("reload: [api] or [metrics] bind changed; that takes a restart");
+                }
                 let binds = |c: &Config| {
                     c.listeners
                         .iter()

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use laneway_common::config::{Config, Destination, OutboundTls};
-use laneway_common::{LaneSet, Lifecycle};
+use laneway_common::{LaneSet, Lifecycle, metrics};
 use laneway_spool::queue::{
     ConnGrant, ConnReport, Notifier, Outcome, Queue, SiteInfo, SiteLimits, Take, WorkItem,
 };
@@ -351,6 +351,8 @@ impl Dispatcher {
                 return;
             }
         };
+        let active = ::metrics::gauge!(metrics::CONNECTIONS_ACTIVE, "direction" => "out");
+        active.increment(1.0);
         loop {
             let res = self.deliver(&mut open, item).await;
             report.delivered += res.0;
@@ -367,6 +369,7 @@ impl Dispatcher {
             }
         }
         open.client.quit().await;
+        active.decrement(1.0);
         self.release(grant, report).await;
     }
 
@@ -425,6 +428,7 @@ impl Dispatcher {
                         }
                     };
                     connected = true;
+                    ::metrics::counter!(metrics::CONNECTIONS, "direction" => "out").increment(1);
                     let mut c =
                         match Client::start(tcp, &host.name, &pool.helo, settings.timeouts).await {
                             Ok(c) => c,
@@ -478,6 +482,9 @@ impl Dispatcher {
                         }
                     }
                     let desc = format!("{}[{}]:{}", host.name, addr.ip(), addr.port());
+                    if c.tls.is_some() {
+                        ::metrics::counter!(metrics::TLS, "direction" => "out").increment(1);
+                    }
                     return Ok(Open { client: c, desc });
                 }
             }
@@ -603,18 +610,35 @@ impl Dispatcher {
             .queue
             .complete(item, outcomes, self.notifier.as_ref())
             .await;
-        for (idx, outcome, next) in applied {
+        let lane = metrics::lane(item2.lane);
+        for a in applied {
             let rcpt = item2
                 .recipients
                 .iter()
-                .find(|(i, _)| *i == idx)
+                .find(|(i, _)| *i == a.index)
                 .map(|(_, a)| a.as_str())
                 .unwrap_or("");
-            let (result, reply) = match &outcome {
-                Outcome::Delivered { reply, .. } => ("delivered", reply.as_str()),
-                Outcome::Deferred { reply } => ("deferred", reply.as_str()),
-                Outcome::Failed { reply } => ("failed", reply.as_str()),
+            let (result, reply) = match &a.outcome {
+                Outcome::Delivered { reply, .. } => {
+                    ::metrics::counter!(metrics::DELIVERED, "lane" => lane).increment(1);
+                    ::metrics::histogram!(metrics::DELIVERY_LATENCY, "lane" => lane)
+                        .record(now.saturating_sub(item2.queued_at_ms) as f64 / 1000.0);
+                    ("delivered", reply.as_str())
+                }
+                Outcome::Deferred { reply } => {
+                    ::metrics::counter!(metrics::DEFERRED, "lane" => lane).increment(1);
+                    ("deferred", reply.as_str())
+                }
+                Outcome::Failed { reply } if a.expired => {
+                    ::metrics::counter!(metrics::EXPIRED, "lane" => lane).increment(1);
+                    ("expired", reply.as_str())
+                }
+                Outcome::Failed { reply } => {
+                    ::metrics::counter!(metrics::BOUNCED, "lane" => lane).increment(1);
+                    ("failed", reply.as_str())
+                }
             };
+            let next = a.next_attempt_ms;
             self.events.record(&DeliveryEvent {
                 ts_ms: now,
                 id: item2.id.to_string(),

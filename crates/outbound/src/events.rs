@@ -22,7 +22,7 @@ pub struct DeliveryEvent<'a> {
     pub from: &'a str,
     /// Recipient.
     pub rcpt: &'a str,
-    /// `delivered`, `deferred` or `failed`.
+    /// `delivered`, `deferred`, `failed` or `expired`.
     pub result: &'static str,
     /// The remote reply or local reason.
     pub reply: &'a str,

@@ -857,6 +857,28 @@ impl Config {
             }
         }
         self.validate_outbound(errors, warnings);
+        if let Some(api) = &self.api {
+            let mut names = std::collections::HashSet::new();
+            for k in &api.key {
+                let at = format!("[[api.key]] {:?}", k.name);
+                if !names.insert(k.name.clone()) {
+                    errors.push(format!("{at}: duplicate key name"));
+                }
+                if k.sha256.len() != 64 || !k.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    errors.push(format!(
+                        "{at}: sha256 must be the 64 hex digits of the token's SHA-256 (laneway api-key new prints it)"
+                    ));
+                }
+                if k.scopes.is_empty() {
+                    errors.push(format!(
+                        "{at}: scopes is empty (use \"send\" and/or \"admin\")"
+                    ));
+                }
+            }
+            if api.max_recipients == 0 || api.max_message_size == 0 {
+                errors.push("[api] max_recipients and max_message_size must be above zero".into());
+            }
+        }
     }
 
     fn validate_outbound(&mut self, errors: &mut Vec<String>, _warnings: &mut Vec<String>) {

@@ -14,11 +14,12 @@
 //! outcomes (writing the state file, removing finished messages and asking
 //! the [`Notifier`] for DSNs), [`Queue::release`] closes a connection.
 
+mod admin;
 mod retry;
 mod site;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use laneway_common::config::Queue as QueueConfig;
@@ -79,6 +80,30 @@ pub enum Outcome {
         /// Why.
         reply: String,
     },
+}
+
+/// What [`Queue::complete`] recorded for one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Index of the recipient in the envelope.
+    pub index: usize,
+    /// The outcome as recorded (a deferral past `max_age` becomes a failure).
+    pub outcome: Outcome,
+    /// For a deferral, when the next attempt is due (ms since the epoch).
+    pub next_attempt_ms: Option<u64>,
+    /// The failure is an expiry.
+    pub expired: bool,
+}
+
+impl Applied {
+    fn new(index: usize, outcome: Outcome) -> Applied {
+        Applied {
+            index,
+            outcome,
+            next_attempt_ms: None,
+            expired: false,
+        }
+    }
 }
 
 /// What a DSN reports (RFC 3464 `Action`).
@@ -227,6 +252,8 @@ struct Entry {
     tickets: Vec<(Arc<str>, Ticket)>,
     persisting: bool,
     dirty: bool,
+    /// Deleted by an operator while being delivered: drop it when done.
+    deleted: bool,
 }
 
 impl Entry {
@@ -285,12 +312,13 @@ struct Domain {
 
 #[derive(Debug, Default)]
 struct State {
-    entries: HashMap<MessageId, Entry>,
+    entries: BTreeMap<MessageId, Entry>,
     domains: HashMap<Arc<str>, Domain>,
     sites: HashMap<Arc<str>, Site>,
     timer: BinaryHeap<Reverse<(u64, MessageId, Arc<str>)>>,
     active: usize,
     grant_seq: u64,
+    suspended: HashSet<String>,
 }
 
 /// The scheduler. Cheap to share (`Arc<Queue>`).
@@ -406,6 +434,7 @@ impl Queue {
             tickets: Vec::new(),
             persisting: false,
             dirty: false,
+            deleted: false,
         };
         st.entries.insert(id, entry);
         schedule_domains(&mut st, id, now, &self.work);
@@ -524,10 +553,15 @@ impl Queue {
             .get_key_value(domain)
             .map(|(k, _)| k.clone())
             .expect("domain");
-        st.sites
+        let suspended = st.suspended.contains(domain);
+        let site = st
+            .sites
             .entry(info.key.clone())
-            .or_insert_with(|| Site::new(info.key.clone(), info.limits.clone(), pools))
-            .set_limits(info.limits);
+            .or_insert_with(|| Site::new(info.key.clone(), info.limits.clone(), pools));
+        site.set_limits(info.limits);
+        if suspended {
+            site.suspended = true;
+        }
         for id in waiting {
             if st.entries.get(&id).and_then(|e| e.ticket(domain)) == Some(Ticket::Waiting) {
                 make_ready(&mut st, id, &key, now, &self.work);
@@ -691,7 +725,7 @@ impl Queue {
         item: WorkItem,
         outcomes: Vec<(usize, Outcome)>,
         notifier: &dyn Notifier,
-    ) -> Vec<(usize, Outcome, Option<u64>)> {
+    ) -> Vec<Applied> {
         let now = self.clock.now_ms();
         let policy = self.settings().policy.policy(item.lane);
         let jitter = self.clock.jitter();
@@ -724,13 +758,13 @@ impl Queue {
                         if !dsn_passed {
                             relayed.push((idx, reply.clone()));
                         }
-                        applied.push((idx, Outcome::Delivered { reply, dsn_passed }, None));
+                        applied.push(Applied::new(idx, Outcome::Delivered { reply, dsn_passed }));
                     }
                     Outcome::Failed { reply } => {
                         r.status = RcptStatus::Failed;
                         r.last_reply = Some(reply.clone().into_boxed_str());
                         failed.push((idx, reply.clone()));
-                        applied.push((idx, Outcome::Failed { reply }, None));
+                        applied.push(Applied::new(idx, Outcome::Failed { reply }));
                     }
                     Outcome::Deferred { reply } => {
                         if now >= expires {
@@ -738,13 +772,19 @@ impl Queue {
                             r.status = RcptStatus::Failed;
                             r.last_reply = Some(why.clone().into_boxed_str());
                             failed.push((idx, why.clone()));
-                            applied.push((idx, Outcome::Failed { reply: why }, None));
+                            applied.push(Applied {
+                                expired: true,
+                                ..Applied::new(idx, Outcome::Failed { reply: why })
+                            });
                         } else {
                             r.next_ms =
                                 next_attempt_ms(&policy, r.attempts, e.queued_at_ms, now, jitter);
                             r.last_reply = Some(reply.clone().into_boxed_str());
                             delayed.push((idx, reply.clone()));
-                            applied.push((idx, Outcome::Deferred { reply }, Some(r.next_ms)));
+                            applied.push(Applied {
+                                next_attempt_ms: Some(r.next_ms),
+                                ..Applied::new(idx, Outcome::Deferred { reply })
+                            });
                         }
                     }
                 }
@@ -815,7 +855,7 @@ impl Queue {
                 }
                 e.persisting = true;
                 e.dirty = false;
-                (e.lane, e.state(), e.is_done())
+                (e.lane, e.state(), e.is_done() || e.deleted)
             };
             let store = self.store.clone();
             let res = tokio::task::spawn_blocking(move || {
@@ -842,6 +882,8 @@ impl Queue {
             }
             if done {
                 st.entries.remove(&id);
+            } else if e.deleted {
+                continue;
             } else {
                 schedule_domains(&mut st, id, now, &self.work);
                 drop(st);
@@ -928,7 +970,7 @@ fn make_ready(st: &mut State, id: MessageId, domain: &Arc<str>, now: u64, work: 
 /// consumes the ticket. Returns the item and whether eligible recipients
 /// remain (the caller re-queues the ticket then).
 fn build_item(
-    entries: &mut HashMap<MessageId, Entry>,
+    entries: &mut BTreeMap<MessageId, Entry>,
     id: MessageId,
     domain: &Arc<str>,
     now: u64,

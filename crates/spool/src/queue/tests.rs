@@ -476,3 +476,120 @@ async fn a_used_up_connection_is_told_to_close() {
     assert_eq!(fresh.len(), 1, "a fresh connection for the rest");
     item(f.queue.take(&mut fresh[0]));
 }
+
+#[tokio::test]
+async fn summary_and_listing() {
+    let f = fixture(QueueSettings::default());
+    let a = f.add(lane(0), &["x@a.test"]);
+    let b = f.add(lane(9), &["y@b.test"]);
+    let c = f.add(lane(9), &["z@a.test"]);
+    f.resolve_all(SiteLimits::default());
+    let s = f.queue.summary();
+    assert_eq!(s.total, 3);
+    assert_eq!(s.lanes[9].count, 2);
+    assert_eq!(s.lanes[0].count, 1);
+    assert_eq!(s.ready, 3);
+    assert_eq!(s.destinations.len(), 2);
+    assert_eq!(s.destinations[0].site, "site-a", "most ready first");
+    let (all, next) = f.queue.list(&Default::default());
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b, c]);
+    assert_eq!(next, None);
+    let page = laneway_common::admin::MessageFilter {
+        limit: Some(2),
+        ..Default::default()
+    };
+    let (first, next) = f.queue.list(&page);
+    assert_eq!(first.len(), 2);
+    let (rest, _) = f.queue.list(&laneway_common::admin::MessageFilter {
+        cursor: next,
+        ..page
+    });
+    assert_eq!(rest.iter().map(|m| m.id).collect::<Vec<_>>(), vec![c]);
+    let (in_a, _) = f.queue.list(&laneway_common::admin::MessageFilter {
+        domain: Some("A.TEST".into()),
+        lane: Some(lane(9)),
+        ..Default::default()
+    });
+    assert_eq!(in_a.iter().map(|m| m.id).collect::<Vec<_>>(), vec![c]);
+    assert_eq!(in_a[0].state, "ready");
+}
+
+#[tokio::test]
+async fn delete_retry_flush_and_relane() {
+    let f = fixture(QueueSettings::default());
+    let a = f.add(lane(0), &["x@a.test"]);
+    let b = f.add(lane(0), &["y@a.test"]);
+    let mut g = f.resolve_all(SiteLimits {
+        max_connections: 1,
+        ..Default::default()
+    });
+    // defer a
+    let it = item(f.queue.take(&mut g[0]));
+    assert_eq!(it.id, a);
+    let n = Notices::default();
+    f.queue
+        .complete(
+            it,
+            vec![(
+                0,
+                Outcome::Deferred {
+                    reply: "451 later".into(),
+                },
+            )],
+            &n,
+        )
+        .await;
+    assert_eq!(f.queue.list(&Default::default()).0[0].state, "deferred");
+    assert!(
+        f.queue.list(&Default::default()).0[0]
+            .next_attempt
+            .is_some()
+    );
+    // re-lane b to 8 on disk and in the scheduler
+    f.queue.set_lane(b, lane(8)).await.unwrap();
+    assert!(f.store.get(b, lane(8)).is_ok());
+    assert!(f.store.get(b, lane(0)).is_err());
+    // retry a now: both ready, b (lane 8) first
+    f.queue.retry_now(a).unwrap();
+    assert_eq!(item(f.queue.take(&mut g[0])).id, b);
+    let it = item(f.queue.take(&mut g[0]));
+    assert_eq!(it.id, a);
+    // delete a while it is being delivered: gone once the attempt ends
+    f.queue.delete(a, Some(&n)).await.unwrap();
+    assert_eq!(n.0.lock().unwrap().last().unwrap().1, DsnAction::Failed);
+    f.queue
+        .complete(
+            it,
+            vec![(
+                0,
+                Outcome::Deferred {
+                    reply: "451 later".into(),
+                },
+            )],
+            &n,
+        )
+        .await;
+    assert!(f.store.get(a, lane(0)).is_err());
+    assert!(
+        f.queue
+            .list(&Default::default())
+            .0
+            .iter()
+            .all(|m| m.id != a)
+    );
+    assert_eq!(f.queue.flush(), 0);
+}
+
+#[tokio::test]
+async fn a_suspended_destination_keeps_its_mail() {
+    let f = fixture(QueueSettings::default());
+    f.add(lane(5), &["x@a.test"]);
+    f.queue.suspend("a.test");
+    let g = f.resolve_all(SiteLimits::default());
+    assert!(g.is_empty(), "no connection to a suspended site");
+    assert_eq!(f.queue.summary().suspended_domains, vec!["a.test"]);
+    f.queue.resume("a.test");
+    let mut g = f.queue.poll().grants;
+    assert_eq!(g.len(), 1);
+    item(f.queue.take(&mut g[0]));
+}

@@ -1,0 +1,246 @@
+//! Queue administration (scope `admin`), the HTTP form of `laneway queue`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use laneway_common::admin::MessageFilter;
+use laneway_common::config::Scope;
+use laneway_common::{MessageId, Priority};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::Ctx;
+use crate::error::{ApiError, parse_json};
+
+fn id(s: &str) -> Result<MessageId, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::field(
+            "invalid_id",
+            "id",
+            format!("{s:?} is not a queue id (16 hex digits)"),
+        )
+    })
+}
+
+/// `GET /api/v1/queue`
+pub async fn summary(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    Ok(Json(
+        serde_json::to_value(ctx.api.admin.summary()).unwrap_or_default(),
+    ))
+}
+
+/// Query of `GET /api/v1/queue/messages` (all strings, checked here so that
+/// a bad value gets a 400 naming it).
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    lane: Option<String>,
+    domain: Option<String>,
+    sender: Option<String>,
+    state: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/queue/messages`
+pub async fn list(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let lane = match &q.lane {
+        Some(l) => Some(
+            l.parse::<Priority>()
+                .map_err(|e| ApiError::field("invalid_lane", "lane", e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let Some(s) = &q.state
+        && !["ready", "deferred", "active", "resolving"].contains(&s.as_str())
+    {
+        return Err(ApiError::field(
+            "invalid_state",
+            "state",
+            "state is one of ready, deferred, active, resolving",
+        ));
+    }
+    let limit = match &q.limit {
+        Some(l) => Some(
+            l.parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "invalid_limit",
+                        "limit",
+                        "limit is an integer from 1 to 1000",
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let cursor = match &q.cursor {
+        Some(c) => Some(id(c).map_err(|_| {
+            ApiError::field(
+                "invalid_cursor",
+                "cursor",
+                "not a cursor from an earlier page",
+            )
+        })?),
+        None => None,
+    };
+    let filter = MessageFilter {
+        lane,
+        domain: q.domain.clone(),
+        sender: q.sender.clone(),
+        state: q.state.clone(),
+        limit,
+        cursor,
+    };
+    let (messages, next) = ctx.api.admin.list(&filter);
+    Ok(Json(json!({"messages": messages, "next_cursor": next})))
+}
+
+/// `GET /api/v1/messages/{id}`
+pub async fn detail(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(i): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let d = ctx.api.admin.detail(id(&i)?).await?;
+    Ok(Json(serde_json::to_value(d).unwrap_or_default()))
+}
+
+/// Query of `DELETE /api/v1/messages/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct DeleteQuery {
+    bounce: Option<String>,
+}
+
+/// `DELETE /api/v1/messages/{id}[?bounce=true]`
+pub async fn delete(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(i): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Json<Value>, ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let bounce = match q.bounce.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(other) => {
+            return Err(ApiError::field(
+                "invalid_bounce",
+                "bounce",
+                format!("bounce is true or false, got {other:?}"),
+            ));
+        }
+    };
+    let id = id(&i)?;
+    ctx.api.admin.delete(id, bounce).await?;
+    Ok(Json(json!({"id": id, "deleted": true, "bounced": bounce})))
+}
+
+/// `POST /api/v1/messages/{id}/retry`
+pub async fn retry(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(i): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let id = id(&i)?;
+    ctx.api.admin.retry(id)?;
+    Ok(Json(json!({"id": id, "retry": "scheduled now"})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriorityBody {
+    priority: Value,
+}
+
+/// `POST /api/v1/messages/{id}/priority` with `{"priority": N}`
+pub async fn priority(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(i): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let id = id(&i)?;
+    let b: PriorityBody = parse_json(&body)?;
+    let n = b
+        .priority
+        .as_i64()
+        .filter(|_| b.priority.is_i64() || b.priority.is_u64())
+        .ok_or_else(|| {
+            ApiError::field(
+                "invalid_priority",
+                "priority",
+                format!(
+                    "priority must be an integer from 0 to 9, got {}",
+                    b.priority
+                ),
+            )
+        })?;
+    let lane = Priority::new(n)
+        .map_err(|e| ApiError::field("invalid_priority", "priority", e.to_string()))?;
+    let d = ctx.api.admin.set_priority(id, lane).await?;
+    Ok(Json(serde_json::to_value(d).unwrap_or_default()))
+}
+
+/// `POST /api/v1/queue/flush`
+pub async fn flush(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let n = ctx.api.admin.flush();
+    Ok(Json(json!({"flushed": n})))
+}
+
+fn domain(d: &str) -> Result<String, ApiError> {
+    let d = d.trim_end_matches('.').to_ascii_lowercase();
+    if d.is_empty()
+        || d.len() > 255
+        || !d
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(ApiError::field(
+            "invalid_domain",
+            "domain",
+            format!("{d:?} is not a domain name"),
+        ));
+    }
+    Ok(d)
+}
+
+/// `POST /api/v1/destinations/{domain}/suspend`
+pub async fn suspend(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(d): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let d = domain(&d)?;
+    ctx.api.admin.suspend(&d)?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"domain": d, "suspended": true})),
+    ))
+}
+
+/// `POST /api/v1/destinations/{domain}/resume`
+pub async fn resume(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Path(d): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ctx.authorize(&headers, Scope::Admin)?;
+    let d = domain(&d)?;
+    ctx.api.admin.resume(&d)?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"domain": d, "suspended": false})),
+    ))
+}

@@ -1,0 +1,6 @@
+//! One module per group of endpoints.
+
+pub mod admin;
+pub mod health;
+pub mod openapi;
+pub mod submit;

@@ -1,0 +1,199 @@
+//! The operator's view of the queue, shared by the HTTP admin API, the
+//! control socket behind `laneway queue`, and the scheduler that answers
+//! (like `postqueue`/`postsuper`, or KumoMTA's admin API).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::BoxFuture;
+use crate::{MessageId, Priority};
+
+/// One lane in the queue summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaneSummary {
+    /// The lane.
+    pub lane: u8,
+    /// Messages in it.
+    pub count: u64,
+    /// Of those, waiting for a retry.
+    pub deferred: u64,
+    /// Age of its oldest message, seconds.
+    pub oldest_age_seconds: Option<f64>,
+}
+
+/// One destination site in the queue summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestinationSummary {
+    /// The site key (next hop).
+    pub site: String,
+    /// Ready work per lane ("0"–"9"; lanes without work left out).
+    pub lanes: BTreeMap<String, u64>,
+    /// Ready work in all.
+    pub ready: u64,
+    /// Open connections.
+    pub connections: u64,
+    /// `ok`, `throttled` or `down`.
+    pub health: String,
+    /// Suspended by an operator.
+    pub suspended: bool,
+}
+
+/// The queue at a glance (`GET /api/v1/queue`, `laneway queue stats`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// Messages in the queue.
+    pub total: u64,
+    /// Work items ready to go.
+    pub ready: u64,
+    /// Messages waiting for a retry.
+    pub deferred: u64,
+    /// Per lane, 0 to 9.
+    pub lanes: Vec<LaneSummary>,
+    /// Sites with the most ready work first (at most 20).
+    pub destinations: Vec<DestinationSummary>,
+    /// Suspended recipient domains.
+    pub suspended_domains: Vec<String>,
+}
+
+/// A message in a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// Queue id.
+    pub id: MessageId,
+    /// Lane.
+    pub lane: u8,
+    /// Envelope sender.
+    pub from: String,
+    /// Recipients not yet done.
+    pub recipients: Vec<String>,
+    /// `ready`, `deferred`, `active` (being delivered) or `resolving`.
+    pub state: String,
+    /// Delivery attempts.
+    pub attempts: u32,
+    /// Next attempt (RFC 3339), for deferred mail.
+    pub next_attempt: Option<String>,
+    /// Acceptance time (RFC 3339).
+    pub queued_at: String,
+}
+
+/// One recipient of a message in detail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecipientDetail {
+    /// Address.
+    pub address: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts for this recipient.
+    pub attempts: u32,
+    /// The last reply about it.
+    pub last_reply: Option<String>,
+    /// Next attempt (RFC 3339).
+    pub next_attempt: Option<String>,
+}
+
+/// A message in detail (`GET /api/v1/messages/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageDetail {
+    /// Queue id.
+    pub id: MessageId,
+    /// Lane.
+    pub lane: u8,
+    /// Envelope sender.
+    pub from: String,
+    /// Like [`MessageSummary::state`].
+    pub state: String,
+    /// Delivery attempts.
+    pub attempts: u32,
+    /// Next attempt (RFC 3339).
+    pub next_attempt: Option<String>,
+    /// Acceptance time (RFC 3339).
+    pub queued_at: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Every recipient.
+    pub recipients: Vec<RecipientDetail>,
+    /// The last reply about any recipient.
+    pub last_reply: Option<String>,
+    /// The full envelope as stored (DSN parameters, origin).
+    pub envelope: serde_json::Value,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageFilter {
+    /// Only this lane.
+    pub lane: Option<Priority>,
+    /// Only messages with a pending recipient at this domain.
+    pub domain: Option<String>,
+    /// Only this envelope sender (case-insensitive).
+    pub sender: Option<String>,
+    /// Only this state.
+    pub state: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+    /// Continue after this id.
+    pub cursor: Option<MessageId>,
+}
+
+/// Why an admin operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// No such message.
+    #[error("no message {0} in the queue")]
+    NotFound(MessageId),
+    /// The message is being delivered right now.
+    #[error("message {0} is being delivered; try again in a moment")]
+    Busy(MessageId),
+    /// The request makes no sense.
+    #[error("{0}")]
+    Invalid(String),
+    /// The spool could not be updated.
+    #[error("spool error: {0}")]
+    Io(String),
+}
+
+impl AdminError {
+    /// The HTTP status for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AdminError::NotFound(_) => 404,
+            AdminError::Busy(_) => 409,
+            AdminError::Invalid(_) => 400,
+            AdminError::Io(_) => 500,
+        }
+    }
+}
+
+/// Queue administration, implemented by the daemon over the scheduler.
+pub trait Admin: Send + Sync + 'static {
+    /// The queue at a glance.
+    fn summary(&self) -> QueueSummary;
+    /// Messages matching `filter`, and the cursor for the next page.
+    fn list(&self, filter: &MessageFilter) -> (Vec<MessageSummary>, Option<MessageId>);
+    /// One message in detail.
+    fn detail(&self, id: MessageId) -> BoxFuture<'_, Result<MessageDetail, AdminError>>;
+    /// Removes a message; with `bounce`, its sender gets a DSN for every
+    /// recipient not yet delivered.
+    fn delete(&self, id: MessageId, bounce: bool) -> BoxFuture<'_, Result<(), AdminError>>;
+    /// Makes a deferred message due now.
+    fn retry(&self, id: MessageId) -> Result<(), AdminError>;
+    /// Moves a message to another lane (on disk and in the scheduler).
+    fn set_priority(
+        &self,
+        id: MessageId,
+        lane: Priority,
+    ) -> BoxFuture<'_, Result<MessageDetail, AdminError>>;
+    /// Makes every deferred message due now; returns how many.
+    fn flush(&self) -> usize;
+    /// Stops deliveries to a domain's site (mail stays queued).
+    fn suspend(&self, domain: &str) -> Result<(), AdminError>;
+    /// Resumes deliveries to a domain's site.
+    fn resume(&self, domain: &str) -> Result<(), AdminError>;
+}
+
+/// RFC 3339 (UTC, seconds) of a time in ms since the Unix epoch.
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+        .to_string()
+}

@@ -1,0 +1,133 @@
+//! Every metric Laneway exports, declared once with its help text
+//! (Prometheus names `laneway_*`, the lane as a label). Label values come
+//! from small fixed sets — lanes, listener names, results — never from
+//! recipients or messages, so the series count stays bounded.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Messages in the queue, per lane (gauge, refreshed at scrape time).
+pub const QUEUE_MESSAGES: &str = "laneway_queue_messages";
+/// Age of the oldest message per lane, seconds (gauge).
+pub const QUEUE_OLDEST_AGE: &str = "laneway_queue_oldest_age_seconds";
+/// Messages waiting for a retry, per lane (gauge).
+pub const QUEUE_DEFERRED: &str = "laneway_queue_deferred_messages";
+/// Messages accepted, per front door (`listener`) and lane.
+pub const RECEIVED: &str = "laneway_messages_received_total";
+/// Recipients delivered, per lane.
+pub const DELIVERED: &str = "laneway_recipients_delivered_total";
+/// Recipient delivery attempts deferred, per lane.
+pub const DEFERRED: &str = "laneway_recipients_deferred_total";
+/// Recipients failed permanently (bounced), per lane.
+pub const BOUNCED: &str = "laneway_recipients_bounced_total";
+/// Recipients given up on after `max_age`, per lane.
+pub const EXPIRED: &str = "laneway_recipients_expired_total";
+/// Acceptance to remote 250, per lane (histogram, seconds).
+pub const DELIVERY_LATENCY: &str = "laneway_delivery_latency_seconds";
+/// SMTP connections opened, `direction` = in | out.
+pub const CONNECTIONS: &str = "laneway_smtp_connections_total";
+/// SMTP connections open now, `direction` = in | out.
+pub const CONNECTIONS_ACTIVE: &str = "laneway_smtp_connections_active";
+/// TLS sessions negotiated, `direction` = in | out.
+pub const TLS: &str = "laneway_tls_sessions_total";
+/// Time to write a message durably to the spool (histogram, seconds).
+pub const SPOOL_WRITE: &str = "laneway_spool_write_seconds";
+/// HTTP API requests, per `route` (the route template) and `status`.
+pub const API_REQUESTS: &str = "laneway_api_requests_total";
+/// Destination sites by health (`ok`, `throttled`, `down`) (gauge).
+pub const DESTINATIONS: &str = "laneway_destinations";
+/// DSNs generated, per lane and `action`.
+pub const DSNS: &str = "laneway_dsns_total";
+
+/// Lane label values.
+pub const LANES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// The label value of a lane.
+pub fn lane(p: crate::Priority) -> &'static str {
+    LANES[p.index()]
+}
+
+/// Histogram buckets for latencies in seconds (5 ms … 1 h).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+];
+
+/// Histogram buckets for spool writes in seconds (0.1 ms … 5 s).
+pub const WRITE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+/// Registers the help text of every metric with the installed recorder.
+pub fn describe() {
+    describe_gauge!(
+        QUEUE_MESSAGES,
+        Unit::Count,
+        "Messages in the queue, per lane."
+    );
+    describe_gauge!(
+        QUEUE_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest queued message, per lane."
+    );
+    describe_gauge!(
+        QUEUE_DEFERRED,
+        Unit::Count,
+        "Messages waiting for a retry, per lane."
+    );
+    describe_counter!(
+        RECEIVED,
+        Unit::Count,
+        "Messages accepted, per front door and lane."
+    );
+    describe_counter!(
+        DELIVERED,
+        Unit::Count,
+        "Recipients delivered to the next hop, per lane."
+    );
+    describe_counter!(
+        DEFERRED,
+        Unit::Count,
+        "Recipient delivery attempts deferred, per lane."
+    );
+    describe_counter!(
+        BOUNCED,
+        Unit::Count,
+        "Recipients failed permanently, per lane."
+    );
+    describe_counter!(
+        EXPIRED,
+        Unit::Count,
+        "Recipients given up on after max_age, per lane."
+    );
+    describe_histogram!(
+        DELIVERY_LATENCY,
+        Unit::Seconds,
+        "Time from acceptance to the next hop's 250, per lane."
+    );
+    describe_counter!(
+        CONNECTIONS,
+        Unit::Count,
+        "SMTP connections opened, by direction."
+    );
+    describe_gauge!(
+        CONNECTIONS_ACTIVE,
+        Unit::Count,
+        "SMTP connections open now, by direction."
+    );
+    describe_counter!(TLS, Unit::Count, "TLS sessions negotiated, by direction.");
+    describe_histogram!(
+        SPOOL_WRITE,
+        Unit::Seconds,
+        "Time to write a message durably to the spool."
+    );
+    describe_counter!(
+        API_REQUESTS,
+        Unit::Count,
+        "HTTP API requests, by route and status."
+    );
+    describe_gauge!(DESTINATIONS, Unit::Count, "Destination sites by health.");
+    describe_counter!(
+        DSNS,
+        Unit::Count,
+        "Delivery status notifications generated, by lane and action."
+    );
+}

@@ -1,0 +1,437 @@
+//! Operator actions on the scheduler: the summary and listings behind
+//! `laneway queue` and the admin API, deleting, retrying and re-laning a
+//! message, flushing, and suspending a destination.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use laneway_common::admin::{
+    AdminError, DestinationSummary, LaneSummary, MessageDetail, MessageFilter, MessageSummary,
+    QueueSummary, RecipientDetail, rfc3339,
+};
+use laneway_common::{MessageId, Priority};
+
+use super::site::Health;
+use super::{DsnAction, Entry, Notice, Notifier, Queue, Ticket, schedule_domains};
+use crate::state::RcptStatus;
+
+fn state_of(e: &Entry) -> &'static str {
+    if e.rcpts.iter().any(|r| r.busy) {
+        "active"
+    } else if e.tickets.iter().any(|(_, t)| *t == Ticket::Ready) {
+        "ready"
+    } else if e.tickets.iter().any(|(_, t)| *t == Ticket::Waiting) {
+        "resolving"
+    } else {
+        "deferred"
+    }
+}
+
+fn next_attempt(e: &Entry) -> Option<String> {
+    e.tickets
+        .iter()
+        .filter_map(|(_, t)| match t {
+            Ticket::Timer(at) => Some(*at),
+            _ => None,
+        })
+        .min()
+        .map(rfc3339)
+}
+
+fn summary_of(id: MessageId, e: &Entry) -> MessageSummary {
+    MessageSummary {
+        id,
+        lane: e.lane.get(),
+        from: e.sender.to_string(),
+        recipients: e
+            .rcpts
+            .iter()
+            .filter(|r| !r.status.is_final())
+            .map(|r| r.address.to_string())
+            .collect(),
+        state: state_of(e).to_string(),
+        attempts: e.attempts,
+        next_attempt: next_attempt(e),
+        queued_at: rfc3339(e.queued_at_ms),
+    }
+}
+
+impl Queue {
+    /// The queue at a glance.
+    pub fn summary(&self) -> QueueSummary {
+        let now = self.clock.now_ms();
+        let st = self.lock();
+        let mut lanes: Vec<LaneSummary> = Priority::all()
+            .map(|l| LaneSummary {
+                lane: l.get(),
+                count: 0,
+                deferred: 0,
+                oldest_age_seconds: None,
+            })
+            .collect();
+        let mut deferred = 0;
+        for e in st.entries.values() {
+            let l = &mut lanes[e.lane.index()];
+            l.count += 1;
+            let age = now.saturating_sub(e.queued_at_ms) as f64 / 1000.0;
+            l.oldest_age_seconds = Some(l.oldest_age_seconds.map_or(age, |a: f64| a.max(age)));
+            if state_of(e) == "deferred" {
+                l.deferred += 1;
+                deferred += 1;
+            }
+        }
+        let mut destinations: Vec<DestinationSummary> = st
+            .sites
+            .values()
+            .filter(|s| s.ready() > 0 || s.active() > 0 || s.suspended)
+            .map(|s| DestinationSummary {
+                site: s.key.to_string(),
+                lanes: s
+                    .lanes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, set)| !set.is_empty())
+                    .map(|(l, set)| (l.to_string(), set.len() as u64))
+                    .collect::<BTreeMap<_, _>>(),
+                ready: s.ready() as u64,
+                connections: s.active() as u64,
+                health: match s.health {
+                    Health::Ok => "ok",
+                    Health::Throttled => "throttled",
+                    Health::Down => "down",
+                }
+                .to_string(),
+                suspended: s.suspended,
+            })
+            .collect();
+        destinations.sort_by(|a, b| b.ready.cmp(&a.ready).then(a.site.cmp(&b.site)));
+        destinations.truncate(20);
+        let mut suspended_domains: Vec<String> = st.suspended.iter().cloned().collect();
+        suspended_domains.sort();
+        QueueSummary {
+            total: st.entries.len() as u64,
+            ready: st.sites.values().map(|s| s.ready() as u64).sum(),
+            deferred,
+            lanes,
+            destinations,
+            suspended_domains,
+        }
+    }
+
+    /// How many sites are ok, throttled and down (for metrics).
+    pub fn health_counts(&self) -> [(&'static str, u64); 3] {
+        let st = self.lock();
+        let mut c = [("ok", 0), ("throttled", 0), ("down", 0)];
+        for s in st.sites.values() {
+            let i = match s.health {
+                Health::Ok => 0,
+                Health::Throttled => 1,
+                Health::Down => 2,
+            };
+            c[i].1 += 1;
+        }
+        c
+    }
+
+    /// Messages matching `f` in queue-id order, and the cursor of the next page.
+    pub fn list(&self, f: &MessageFilter) -> (Vec<MessageSummary>, Option<MessageId>) {
+        let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+        let st = self.lock();
+        let start = f
+            .cursor
+            .map(|c| MessageId::from_u64(c.as_u64().saturating_add(1)));
+        let range = match start {
+            Some(s) => st.entries.range(s..),
+            None => st.entries.range(..),
+        };
+        let domain = f.domain.as_ref().map(|d| d.to_ascii_lowercase());
+        let mut out = Vec::new();
+        let mut next = None;
+        for (id, e) in range {
+            if f.lane.is_some_and(|l| l != e.lane)
+                || f.sender
+                    .as_ref()
+                    .is_some_and(|s| !s.eq_ignore_ascii_case(&e.sender))
+                || domain.as_ref().is_some_and(|d| {
+                    !e.rcpts
+                        .iter()
+                        .any(|r| !r.status.is_final() && &*r.domain == d.as_str())
+                })
+                || f.state.as_ref().is_some_and(|s| s != state_of(e))
+            {
+                continue;
+            }
+            if out.len() == limit {
+                next = out.last().map(|m: &MessageSummary| m.id);
+                break;
+            }
+            out.push(summary_of(*id, e));
+        }
+        (out, next)
+    }
+
+    /// One message in detail (its envelope is read from the spool).
+    pub async fn detail(&self, id: MessageId) -> Result<MessageDetail, AdminError> {
+        let (lane, mut detail) = {
+            let st = self.lock();
+            let e = st.entries.get(&id).ok_or(AdminError::NotFound(id))?;
+            let recipients = e
+                .rcpts
+                .iter()
+                .map(|r| RecipientDetail {
+                    address: r.address.to_string(),
+                    status: match r.status {
+                        RcptStatus::Pending => "pending",
+                        RcptStatus::Delivered => "delivered",
+                        RcptStatus::Failed => "failed",
+                    }
+                    .to_string(),
+                    attempts: r.attempts,
+                    last_reply: r.last_reply.as_deref().map(str::to_string),
+                    next_attempt: (!r.status.is_final() && r.next_ms > 0)
+                        .then(|| rfc3339(r.next_ms)),
+                })
+                .collect();
+            (
+                e.lane,
+                MessageDetail {
+                    id,
+                    lane: e.lane.get(),
+                    from: e.sender.to_string(),
+                    state: state_of(e).to_string(),
+                    attempts: e.attempts,
+                    next_attempt: next_attempt(e),
+                    queued_at: rfc3339(e.queued_at_ms),
+                    size: e.size,
+                    recipients,
+                    last_reply: e
+                        .rcpts
+                        .iter()
+                        .rev()
+                        .find_map(|r| r.last_reply.as_deref().map(str::to_string)),
+                    envelope: serde_json::Value::Null,
+                },
+            )
+        };
+        let store = self.store.clone();
+        let spooled = tokio::task::spawn_blocking(move || store.get(id, lane))
+            .await
+            .map_err(|e| AdminError::Io(e.to_string()))?;
+        if let Ok(s) = spooled {
+            detail.envelope = serde_json::to_value(&s.envelope).unwrap_or_default();
+        }
+        Ok(detail)
+    }
+
+    /// Removes a message. With `notifier`, the sender gets a DSN for every
+    /// recipient not yet delivered. A message being delivered is removed as
+    /// soon as that attempt ends.
+    pub async fn delete(
+        &self,
+        id: MessageId,
+        notifier: Option<&dyn Notifier>,
+    ) -> Result<(), AdminError> {
+        let (lane, pending, busy) = {
+            let mut st = self.lock();
+            let e = st.entries.get_mut(&id).ok_or(AdminError::NotFound(id))?;
+            e.deleted = true;
+            e.tickets.clear();
+            let pending: Vec<(usize, String)> = e
+                .rcpts
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !r.status.is_final())
+                .map(|(i, _)| {
+                    (
+                        i,
+                        "5.0.0 Message deleted from the queue by the administrator".to_string(),
+                    )
+                })
+                .collect();
+            let busy = e.rcpts.iter().any(|r| r.busy) || e.persisting;
+            let lane = e.lane;
+            for s in st.sites.values_mut() {
+                for set in s.lanes.iter_mut() {
+                    set.retain(|(m, _)| *m != id);
+                }
+            }
+            for d in st.domains.values_mut() {
+                d.waiting.retain(|m| *m != id);
+            }
+            (lane, pending, busy)
+        };
+        if let Some(n) = notifier
+            && !pending.is_empty()
+        {
+            let store = self.store.clone();
+            if let Ok(Ok(original)) = tokio::task::spawn_blocking(move || store.get(id, lane)).await
+            {
+                n.notify(
+                    &original,
+                    Notice {
+                        id,
+                        lane,
+                        action: DsnAction::Failed,
+                        recipients: pending,
+                    },
+                )
+                .await;
+            }
+        }
+        tracing::info!(id = %id, lane = %lane, "deleted by the administrator");
+        if !busy {
+            self.persist(id).await;
+        }
+        Ok(())
+    }
+
+    fn due_now(&self, st: &mut super::State, id: MessageId) -> bool {
+        let Some(e) = st.entries.get_mut(&id) else {
+            return false;
+        };
+        let mut changed = false;
+        for r in e
+            .rcpts
+            .iter_mut()
+            .filter(|r| !r.status.is_final() && !r.busy)
+        {
+            if r.next_ms != 0 {
+                r.next_ms = 0;
+                changed = true;
+            }
+        }
+        let timers: Vec<Arc<str>> = e
+            .tickets
+            .iter()
+            .filter(|(_, t)| matches!(t, Ticket::Timer(_)))
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in &timers {
+            e.set_ticket(d, None);
+        }
+        changed || !timers.is_empty()
+    }
+
+    /// Makes a deferred message due now.
+    pub fn retry_now(&self, id: MessageId) -> Result<(), AdminError> {
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        if !st.entries.contains_key(&id) {
+            return Err(AdminError::NotFound(id));
+        }
+        self.due_now(&mut st, id);
+        schedule_domains(&mut st, id, now, &self.work);
+        drop(st);
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Makes every deferred message due now; returns how many.
+    pub fn flush(&self) -> usize {
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        let ids: Vec<MessageId> = st
+            .entries
+            .iter()
+            .filter(|(_, e)| e.tickets.iter().any(|(_, t)| matches!(t, Ticket::Timer(_))))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &ids {
+            self.due_now(&mut st, *id);
+            schedule_domains(&mut st, *id, now, &self.work);
+        }
+        drop(st);
+        self.changed.notify_one();
+        ids.len()
+    }
+
+    /// Moves a message to another lane: its files on disk and its place in
+    /// the scheduler. Refused while the message is being delivered.
+    pub async fn set_lane(&self, id: MessageId, lane: Priority) -> Result<(), AdminError> {
+        let (old, ready) = {
+            let mut st = self.lock();
+            let e = st.entries.get_mut(&id).ok_or(AdminError::NotFound(id))?;
+            if e.rcpts.iter().any(|r| r.busy) || e.persisting {
+                return Err(AdminError::Busy(id));
+            }
+            let old = e.lane;
+            if old == lane {
+                return Ok(());
+            }
+            e.persisting = true;
+            let ready: Vec<Arc<str>> = e
+                .tickets
+                .iter()
+                .filter(|(_, t)| *t == Ticket::Ready)
+                .map(|(d, _)| d.clone())
+                .collect();
+            for d in &ready {
+                let site = st.domains.get(d).and_then(|x| x.site.clone());
+                if let Some(s) = site.and_then(|k| st.sites.get_mut(&k)) {
+                    s.lanes[old.index()].remove(&(id, d.clone()));
+                }
+            }
+            (old, ready)
+        };
+        let store = self.store.clone();
+        let moved = tokio::task::spawn_blocking(move || store.relane(id, old, lane))
+            .await
+            .map_err(|e| AdminError::Io(e.to_string()))
+            .and_then(|r| r.map_err(|e| AdminError::Io(e.to_string())));
+        let now_lane = if moved.is_ok() { lane } else { old };
+        let again = {
+            let mut st = self.lock();
+            let mut again = false;
+            if let Some(e) = st.entries.get_mut(&id) {
+                e.lane = now_lane;
+                e.persisting = false;
+                // a delete (or state change) that came in meanwhile waited for us
+                again = e.deleted || e.dirty;
+            }
+            for d in &ready {
+                let site = st.domains.get(d).and_then(|x| x.site.clone());
+                if let Some(s) = site.and_then(|k| st.sites.get_mut(&k)) {
+                    s.lanes[now_lane.index()].insert((id, d.clone()));
+                }
+            }
+            again
+        };
+        if again {
+            self.persist(id).await;
+        }
+        self.changed.notify_one();
+        if moved.is_ok() {
+            tracing::info!(id = %id, from = %old, to = %lane, "lane changed by the administrator");
+        }
+        moved
+    }
+
+    /// Stops deliveries to the site of `domain` (and remembers the domain,
+    /// should it resolve later).
+    pub fn suspend(&self, domain: &str) {
+        self.set_suspended(domain, true);
+    }
+
+    /// Resumes deliveries to the site of `domain`.
+    pub fn resume(&self, domain: &str) {
+        self.set_suspended(domain, false);
+    }
+
+    fn set_suspended(&self, domain: &str, on: bool) {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let mut st = self.lock();
+        if on {
+            st.suspended.insert(domain.clone());
+        } else {
+            st.suspended.remove(&domain);
+        }
+        let site = st.domains.get(domain.as_str()).and_then(|d| d.site.clone());
+        if let Some(s) = site.and_then(|k| st.sites.get_mut(&k)) {
+            s.suspended = on;
+        }
+        drop(st);
+        tracing::info!(domain = %domain, suspended = on, "destination {}", if on { "suspended" } else { "resumed" });
+        self.changed.notify_one();
+        self.work.notify_waiters();
+    }
+}
