@@ -26,11 +26,28 @@ pub fn laneway_bin() -> PathBuf {
         if let Ok(p) = std::env::var("LANEWAY_BIN") {
             return PathBuf::from(p);
         }
+        build("laneway", "laneway")
+    })
+    .clone()
+}
+
+/// The path of the `laneway-bench` binary, built once per test run.
+pub fn bench_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        laneway_bin();
+        build("laneway-bench", "laneway-bench")
+    })
+    .clone()
+}
+
+fn build(package: &str, bin: &str) -> PathBuf {
+    {
         // The test process carries the variables cargo sets for running
         // tests (CARGO_PKG_NAME, …); passed on, they would make the nested
         // build look different and rebuild every time.
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "laneway", "--bin", "laneway"])
+        cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
@@ -43,15 +60,14 @@ pub fn laneway_bin() -> PathBuf {
         let out = cmd.output().expect("running cargo build");
         assert!(
             out.status.success(),
-            "cargo build -p laneway failed:\n{}",
+            "cargo build -p {package} failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // target/debug/deps/<test-binary> -> target/debug/laneway
+        // target/debug/deps/<test-binary> -> target/debug/<bin>
         let exe = std::env::current_exe().expect("test binary path");
         let dir = exe.parent().and_then(Path::parent).expect("target dir");
-        dir.join("laneway")
-    })
-    .clone()
+        dir.join(bin)
+    }
 }
 
 #[derive(Default)]

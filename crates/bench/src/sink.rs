@@ -76,6 +76,8 @@ pub struct Message {
     pub auth: Option<String>,
     /// The `X-Bench-Lane` header, if any.
     pub lane: Option<u8>,
+    /// The `X-Bench-Id` header, if any (correlates a send with its arrival).
+    pub bench_id: Option<String>,
     /// The reply given.
     pub reply: String,
 }
@@ -465,6 +467,7 @@ async fn finish(
         tokio::time::sleep_until(slot.into()).await;
     }
     let lane = header(&t.data, "X-Bench-Lane").and_then(|v| v.trim().parse().ok());
+    let bench_id = header(&t.data, "X-Bench-Id");
     let n = shared.seen.fetch_add(1, Ordering::Relaxed);
     let mut msg = Message {
         at: Instant::now(),
@@ -479,6 +482,7 @@ async fn finish(
         helo: helo.to_string(),
         auth: auth.clone(),
         lane,
+        bench_id,
         reply: String::new(),
     };
     let reply =
