@@ -83,31 +83,31 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let lifecycle = Lifecycle::new();
     let dir = config.server.spool_dir.clone();
     let shards = config.spool.shards;
+    let outbound = laneway_outbound::Settings::from_config(&config);
+    // The scheduler needs the store and the store's recovery feeds the
+    // scheduler: open first, then insert message by message as they are read.
     let open_dir = dir.clone();
-    let (store, recovered, report) =
-        tokio::task::spawn_blocking(move || DiskStore::open(&open_dir, shards))
-            .await
-            .context("spool start-up task")?
-            .with_context(|| format!("opening the spool {}", dir.display()))?;
+    let settings = queue_settings(&config, &outbound);
+    let (queue, report) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let (store, mut report) = DiskStore::lock(&open_dir, shards)?;
+        let q = Arc::new(Queue::new(Arc::new(store), settings, Arc::new(SystemClock)));
+        q.store()
+            .recover(&mut report, &mut |r| q.insert(r.id, r.lane, &r.envelope, &r.state, r.size))
+            .with_context(|| format!("reading the spool {}", open_dir.display()))?;
+        Ok((q, report))
+    })
+    .await
+    .context("spool start-up task")?
+    .with_context(|| format!("opening the spool {}", dir.display()))?;
     tracing::info!(
         spool = %dir.display(),
-        messages = recovered.len(),
+        messages = report.messages,
         temp_removed = report.temp_removed,
         quarantined = report.quarantined.len(),
         "spool recovered"
     );
-    let floor = recovered.iter().map(|r| r.id).max();
-    let store = Arc::new(store);
-    let outbound = laneway_outbound::Settings::from_config(&config);
-    let queue = Arc::new(Queue::new(
-        store.clone(),
-        queue_settings(&config, &outbound),
-        Arc::new(SystemClock),
-    ));
-    for r in &recovered {
-        queue.insert(r.id, r.lane, &r.envelope, &r.state, r.size);
-    }
-    drop(recovered);
+    let floor = report.max_id;
+    let store = queue.store().clone();
     let mut ingestor = Ingestor::new(
         store.clone(),
         floor,

@@ -64,9 +64,13 @@ pub struct Recovered {
     pub size: u64,
 }
 
-/// What start-up found besides the messages.
+/// What start-up found.
 #[derive(Debug, Default, Clone)]
 pub struct RecoveryReport {
+    /// Messages recovered.
+    pub messages: usize,
+    /// The highest queue id seen (new ids are issued above it).
+    pub max_id: Option<MessageId>,
     /// Half-written temp files removed.
     pub temp_removed: usize,
     /// Files moved to `quarantine/`, with the reason.
@@ -126,6 +130,20 @@ impl DiskStore {
         root: &Path,
         shards: u32,
     ) -> Result<(DiskStore, Vec<Recovered>, RecoveryReport), OpenError> {
+        let (store, mut report) = DiskStore::lock(root, shards)?;
+        let mut found = Vec::new();
+        store
+            .recover(&mut report, &mut |r| found.push(r))
+            .map_err(at(root))?;
+        found.sort_by_key(|r| r.id);
+        Ok((store, found, report))
+    }
+
+    /// Opens the spool and takes its lock without reading the messages:
+    /// call [`DiskStore::recover`] next. (The daemon recovers straight into
+    /// its scheduler, so that a spool of a million messages never holds
+    /// every envelope in memory at once.)
+    pub fn lock(root: &Path, shards: u32) -> Result<(DiskStore, RecoveryReport), OpenError> {
         fs::create_dir_all(root).map_err(at(root))?;
         let lock_path = root.join("lock");
         let mut lock = OpenOptions::new()
@@ -167,9 +185,8 @@ impl DiskStore {
                 report.temp_removed += 1;
             }
         }
-        let recovered = store.recover(&mut report).map_err(at(root))?;
         fsync_dir(root).map_err(at(root))?;
-        Ok((store, recovered, report))
+        Ok((store, report))
     }
 
     /// The spool's root directory.
@@ -295,7 +312,10 @@ impl DiskStore {
         free_bytes(&self.root)
     }
 
-    fn recover(&self, report: &mut RecoveryReport) -> io::Result<Vec<Recovered>> {
+    /// Reads every message in the spool, handing each to `on_message`;
+    /// corrupt files are quarantined and noted in `report`.
+    pub fn recover(&self, report: &mut RecoveryReport, on_message: &mut dyn FnMut(Recovered)) -> io::Result<()> {
+        // First the names only (16 bytes a message), then one message at a time.
         let mut found: Vec<(MessageId, Priority, PathBuf)> = Vec::new();
         let mut states: HashMap<MessageId, PathBuf> = HashMap::new();
         for lane in Priority::all() {
@@ -305,7 +325,8 @@ impl DiskStore {
                 if !shard.file_type()?.is_dir() {
                     continue;
                 }
-                for e in fs::read_dir(shard.path())? {
+                let shard_path = shard.path();
+                for e in fs::read_dir(&shard_path)? {
                     let e = e?;
                     let name = e.file_name();
                     let name = name.to_string_lossy();
@@ -323,8 +344,9 @@ impl DiskStore {
                 }
             }
         }
-        let mut out = Vec::with_capacity(found.len());
+        report.messages = found.len();
         for (id, lane, path) in found {
+            report.max_id = report.max_id.max(Some(id));
             let state_path = states.remove(&id);
             match read_envelope(&path) {
                 Ok((envelope, size)) => {
@@ -348,7 +370,7 @@ impl DiskStore {
                             fs::rename(&sp, &want)?;
                         }
                     }
-                    out.push(Recovered {
+                    on_message(Recovered {
                         id,
                         lane,
                         envelope,
@@ -357,6 +379,7 @@ impl DiskStore {
                     });
                 }
                 Err(e) => {
+                    report.messages -= 1;
                     let q = self.root.join("quarantine");
                     let dest = q.join(id.to_string());
                     fs::rename(&path, &dest)?;
@@ -373,8 +396,7 @@ impl DiskStore {
                 report.orphans_removed += 1;
             }
         }
-        out.sort_by_key(|r| r.id);
-        Ok(out)
+        Ok(())
     }
 }
 

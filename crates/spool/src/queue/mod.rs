@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use laneway_common::config::Queue as QueueConfig;
 use laneway_common::ingest::BoxFuture;
 use laneway_common::{Envelope, LaneSet, MessageId, Priority};
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 pub use retry::{expiry_ms, next_attempt_ms};
@@ -245,11 +246,11 @@ struct Entry {
     lane: Priority,
     queued_at_ms: u64,
     sender: Box<str>,
-    rcpts: Vec<RcptMem>,
+    rcpts: SmallVec<[RcptMem; 1]>,
     attempts: u32,
     size: u64,
     delay_warned: bool,
-    tickets: Vec<(Arc<str>, Ticket)>,
+    tickets: SmallVec<[(Arc<str>, Ticket); 1]>,
     persisting: bool,
     dirty: bool,
     /// Deleted by an operator while being delivered: drop it when done.
@@ -409,7 +410,7 @@ impl Queue {
     ) {
         let now = self.clock.now_ms();
         let mut st = self.lock();
-        let mut rcpts = Vec::with_capacity(env.recipients.len());
+        let mut rcpts = SmallVec::with_capacity(env.recipients.len());
         for (i, r) in env.recipients.iter().enumerate() {
             let rs = state.recipients.get(i).cloned().unwrap_or_default();
             let domain = intern(&mut st.domains, &r.domain());
@@ -431,7 +432,7 @@ impl Queue {
             attempts: state.attempts,
             size,
             delay_warned: state.delay_warned,
-            tickets: Vec::new(),
+            tickets: SmallVec::new(),
             persisting: false,
             dirty: false,
             deleted: false,
