@@ -6,9 +6,13 @@
 //! * [`dkim`]: DKIM signing with mail-auth, an injected clock, dual
 //!   signing, key loading with all problems reported at once, key
 //!   generation.
+//! * [`report`]: reading returned mail — RFC 3464 DSNs, RFC 5965 ARF
+//!   complaints, plain-text NDRs — and classifying status codes.
 
 pub mod bounce;
 pub mod dkim;
+pub mod report;
 
 pub use bounce::{BounceKey, TokenError};
 pub use dkim::{DkimError, Signer, keygen};
+pub use report::{Bounced, Class, Kind, Returned, classify_status};
