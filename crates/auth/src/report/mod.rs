@@ -5,7 +5,7 @@
 //! and recipient it concerns; this module says what happened to them, so
 //! the daemon can suppress dead addresses and record complaints. mail-parser
 //! takes the MIME structure apart; the report fields are parsed in
-//! [`fields`], plain-text bounces by the heuristics in [`ndr`], and
+//! `fields.rs`, plain-text bounces by the heuristics in `ndr.rs`, and
 //! [`classify_status`] turns codes into a [`Class`].
 //!
 //! Nothing here trusts its input: [`parse`] returns `None` for anything
