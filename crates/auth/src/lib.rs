@@ -23,7 +23,7 @@ pub mod dkim;
 pub mod report;
 pub mod store;
 
-pub use bounce::{BounceKey, TokenError};
-pub use dkim::{DkimError, Signer, keygen};
+pub use bounce::{BounceKey, KeyError, TokenError};
+pub use dkim::{DkimError, KeygenError, Signer, keygen};
 pub use report::{Bounced, Class, Kind, Returned, classify_status};
 pub use store::{Scope, Store, StoreError, Suppression, TokenInfo};
