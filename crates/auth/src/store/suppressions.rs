@@ -1,0 +1,454 @@
+//! Suppressions: addresses a sender domain must not send to.
+//!
+//! Lists are per sender domain — a hard bounce for `shop.example` mail
+//! says nothing about `bank.example`'s. An entry's [`Scope`] says which
+//! mail it stops: [`Scope::All`] (hard bounces, operator entries) or
+//! [`Scope::Bulk`] (spam complaints: marketing stops, password resets still
+//! go out). A later `All` upgrades a `Bulk` entry; nothing downgrades one
+//! except removing it.
+//!
+//! Address matching: the domain part is compared case-insensitively (DNS
+//! names are), the local part exactly. RFC 5321 §2.4 lets a receiving host
+//! treat `Bob` and `bob` as different mailboxes, so folding the local part
+//! could suppress someone who never bounced; senders that vary the case of
+//! one address get one entry per spelling.
+//!
+//! Keys are `sender domain NUL normalised address`: unique per pair and
+//! sorted by domain then address, which makes [`Store::list`]'s cursor
+//! (the hex of the last key) stable under inserts and deletes.
+
+use std::ops::Bound;
+
+use data_encoding::HEXLOWER;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::{Deserialize, Serialize};
+
+use super::codec::{Reader, Writer};
+use super::{SUPPRESSIONS, Store, StoreError, db};
+
+/// Value layout version.
+const VERSION: u8 = 1;
+
+/// Which mail a suppression stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Only lanes below `auth.transactional_min_lane` (complaints).
+    Bulk,
+    /// Every lane (hard bounces, operator entries).
+    All,
+}
+
+/// One suppressed address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    /// The address, domain part lower-cased.
+    pub address: String,
+    /// The sender domain whose mail it stops, lower-cased.
+    pub sender_domain: String,
+    /// Why, e.g. `"550 5.1.1 user unknown"` or `"complaint: abuse"`.
+    pub reason: String,
+    /// Which mail it stops.
+    pub scope: Scope,
+    /// When it was recorded, seconds since the Unix epoch.
+    pub since: u64,
+}
+
+impl Store {
+    /// Suppresses `address` for `sender_domain` and returns the entry now
+    /// stored: the new one, or the existing one when that already covers
+    /// at least `scope` (a repeat keeps the first reason and time; `Bulk`
+    /// never downgrades `All`).
+    pub fn suppress(
+        &self,
+        sender_domain: &str,
+        address: &str,
+        reason: &str,
+        scope: Scope,
+        since: u64,
+    ) -> Result<Suppression, StoreError> {
+        let key = entry_key(sender_domain, address)?;
+        let txn = self.db.begin_write().map_err(db)?;
+        let stored = {
+            let mut table = txn.open_table(SUPPRESSIONS).map_err(db)?;
+            let existing = match table.get(key.as_slice()).map_err(db)? {
+                Some(v) => Some(decode(&key, v.value())?),
+                None => None,
+            };
+            match existing {
+                Some(old) if old.scope >= scope => old,
+                _ => {
+                    let (sender_domain, address) = split_key(&key)?;
+                    let new = Suppression {
+                        address,
+                        sender_domain,
+                        reason: reason.to_string(),
+                        scope,
+                        since,
+                    };
+                    table
+                        .insert(key.as_slice(), encode(&new).as_slice())
+                        .map_err(db)?;
+                    new
+                }
+            }
+        };
+        txn.commit().map_err(db)?;
+        Ok(stored)
+    }
+
+    /// Removes the entry; `true` if there was one.
+    pub fn unsuppress(&self, sender_domain: &str, address: &str) -> Result<bool, StoreError> {
+        let key = entry_key(sender_domain, address)?;
+        let txn = self.db.begin_write().map_err(db)?;
+        let removed = {
+            let mut table = txn.open_table(SUPPRESSIONS).map_err(db)?;
+            table.remove(key.as_slice()).map_err(db)?.is_some()
+        };
+        txn.commit().map_err(db)?;
+        Ok(removed)
+    }
+
+    /// The entry for `address` under `sender_domain`, if any.
+    pub fn check(
+        &self,
+        sender_domain: &str,
+        address: &str,
+    ) -> Result<Option<Suppression>, StoreError> {
+        let key = entry_key(sender_domain, address)?;
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SUPPRESSIONS).map_err(db)?;
+        match table.get(key.as_slice()).map_err(db)? {
+            Some(v) => decode(&key, v.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` (at least 1) entries in key order (sender domain,
+    /// then address), of one sender domain or of all, starting after
+    /// `cursor`. Returns them and the opaque cursor for the next page,
+    /// `None` at the end. Entries added or removed between pages do not
+    /// make a page repeat or skip the others.
+    pub fn list(
+        &self,
+        sender_domain: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Suppression>, Option<String>), StoreError> {
+        let limit = limit.max(1);
+        let (mut lower, upper) = match sender_domain {
+            Some(d) => {
+                let d = domain_part(d)?;
+                let mut start = d.clone().into_bytes();
+                start.push(0);
+                let mut end = d.into_bytes();
+                end.push(1);
+                (Bound::Included(start), Bound::Excluded(end))
+            }
+            None => (Bound::Unbounded, Bound::Unbounded),
+        };
+        if let Some(c) = cursor {
+            let after = HEXLOWER
+                .decode(c.as_bytes())
+                .map_err(|_| StoreError::BadCursor(c.to_string()))?;
+            let later = match &lower {
+                Bound::Included(start) => after >= *start,
+                _ => true,
+            };
+            if let Bound::Excluded(end) = &upper
+                && after >= *end
+            {
+                return Ok((Vec::new(), None));
+            }
+            if later {
+                lower = Bound::Excluded(after);
+            }
+        }
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SUPPRESSIONS).map_err(db)?;
+        let range = (
+            lower.as_ref().map(Vec::as_slice),
+            upper.as_ref().map(Vec::as_slice),
+        );
+        let mut out = Vec::new();
+        let mut last_key = None;
+        for entry in table.range::<&[u8]>(range).map_err(db)? {
+            let (k, v) = entry.map_err(db)?;
+            if out.len() == limit {
+                return Ok((out, last_key.map(|k: Vec<u8>| HEXLOWER.encode(&k))));
+            }
+            out.push(decode(k.value(), v.value())?);
+            last_key = Some(k.value().to_vec());
+        }
+        Ok((out, None))
+    }
+
+    /// Number of suppression entries, all sender domains together.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let table = txn.open_table(SUPPRESSIONS).map_err(db)?;
+        table.len().map_err(db)
+    }
+}
+
+/// A sender domain as stored: trimmed, no trailing dot, lower-case.
+fn domain_part(domain: &str) -> Result<String, StoreError> {
+    let d = domain.trim().trim_end_matches('.').to_lowercase();
+    if d.is_empty() || d.contains('\0') || d.contains('@') {
+        return Err(StoreError::Invalid {
+            what: "sender domain",
+            value: domain.to_string(),
+        });
+    }
+    Ok(d)
+}
+
+/// An address as stored: brackets and spaces trimmed, the part after the
+/// last `@` lower-cased, the local part untouched.
+fn normalise_address(address: &str) -> Result<String, StoreError> {
+    let a = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let invalid = || StoreError::Invalid {
+        what: "address",
+        value: address.to_string(),
+    };
+    if a.is_empty() || a.contains('\0') {
+        return Err(invalid());
+    }
+    Ok(match a.rsplit_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() => {
+            format!("{local}@{}", domain.trim_end_matches('.').to_lowercase())
+        }
+        Some(_) => return Err(invalid()),
+        None => a.to_string(),
+    })
+}
+
+/// `sender domain NUL address`.
+fn entry_key(sender_domain: &str, address: &str) -> Result<Vec<u8>, StoreError> {
+    let mut k = domain_part(sender_domain)?.into_bytes();
+    k.push(0);
+    k.extend_from_slice(normalise_address(address)?.as_bytes());
+    Ok(k)
+}
+
+/// The two halves of a key.
+fn split_key(key: &[u8]) -> Result<(String, String), StoreError> {
+    let nul = key
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or(StoreError::Corrupt("suppressions"))?;
+    let text =
+        |b: &[u8]| String::from_utf8(b.to_vec()).map_err(|_| StoreError::Corrupt("suppressions"));
+    Ok((text(&key[..nul])?, text(&key[nul + 1..])?))
+}
+
+fn encode(s: &Suppression) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(VERSION)
+        .u8(match s.scope {
+            Scope::Bulk => 0,
+            Scope::All => 1,
+        })
+        .u64(s.since)
+        .str(&s.reason);
+    w.0
+}
+
+fn decode(key: &[u8], value: &[u8]) -> Result<Suppression, StoreError> {
+    let (sender_domain, address) = split_key(key)?;
+    let mut r = Reader(value);
+    let parsed = (|| {
+        if r.u8()? != VERSION {
+            return None;
+        }
+        let scope = match r.u8()? {
+            0 => Scope::Bulk,
+            1 => Scope::All,
+            _ => return None,
+        };
+        let since = r.u64()?;
+        let reason = r.str()?;
+        r.done().then_some((scope, since, reason))
+    })();
+    let (scope, since, reason) = parsed.ok_or(StoreError::Corrupt("suppressions"))?;
+    Ok(Suppression {
+        address,
+        sender_domain,
+        reason,
+        scope,
+        since,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &tempfile::TempDir) -> Store {
+        Store::open(&dir.path().join("auth.redb")).unwrap()
+    }
+
+    #[test]
+    fn suppress_check_unsuppress_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = open(&dir);
+            let e = s
+                .suppress(
+                    "Shop.Example.",
+                    "<Bob@Example.NET>",
+                    "550 5.1.1",
+                    Scope::All,
+                    100,
+                )
+                .unwrap();
+            assert_eq!(e.address, "Bob@example.net");
+            assert_eq!(e.sender_domain, "shop.example");
+        }
+        let s = open(&dir);
+        let got = s.check("shop.example", "Bob@EXAMPLE.net").unwrap().unwrap();
+        assert_eq!(
+            (got.reason.as_str(), got.scope, got.since),
+            ("550 5.1.1", Scope::All, 100)
+        );
+        // Local part exact; other sender domains unaffected.
+        assert_eq!(s.check("shop.example", "bob@example.net").unwrap(), None);
+        assert_eq!(s.check("bank.example", "Bob@example.net").unwrap(), None);
+        assert_eq!(s.count().unwrap(), 1);
+        assert!(s.unsuppress("SHOP.example", "Bob@example.net").unwrap());
+        assert!(!s.unsuppress("shop.example", "Bob@example.net").unwrap());
+        assert_eq!(s.count().unwrap(), 0);
+    }
+
+    #[test]
+    fn scope_upgrades_never_downgrades() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        let a = "u@example.net";
+        let first = s
+            .suppress("d.example", a, "complaint: abuse", Scope::Bulk, 1)
+            .unwrap();
+        assert_eq!(first.scope, Scope::Bulk);
+        // The same scope again keeps the first record.
+        let again = s
+            .suppress("d.example", a, "complaint again", Scope::Bulk, 2)
+            .unwrap();
+        assert_eq!(again, first);
+        let up = s
+            .suppress("d.example", a, "550 5.1.1", Scope::All, 3)
+            .unwrap();
+        assert_eq!(
+            (up.scope, up.since, up.reason.as_str()),
+            (Scope::All, 3, "550 5.1.1")
+        );
+        let down = s
+            .suppress("d.example", a, "complaint", Scope::Bulk, 4)
+            .unwrap();
+        assert_eq!(down, up);
+        assert_eq!(s.check("d.example", a).unwrap(), Some(up));
+        // Removed, it may come back as Bulk.
+        s.unsuppress("d.example", a).unwrap();
+        let bulk = s
+            .suppress("d.example", a, "complaint", Scope::Bulk, 5)
+            .unwrap();
+        assert_eq!(bulk.scope, Scope::Bulk);
+        assert_eq!(s.count().unwrap(), 1);
+    }
+
+    #[test]
+    fn invalid_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        for (d, a) in [
+            ("", "a@b.c"),
+            ("x.example", ""),
+            ("x.example", "a\0@b.c"),
+            ("x.example", "@b.c"),
+            ("a@b", "a@b.c"),
+        ] {
+            assert!(
+                matches!(
+                    s.suppress(d, a, "r", Scope::All, 0),
+                    Err(StoreError::Invalid { .. })
+                ),
+                "{d:?} {a:?}"
+            );
+        }
+        assert!(matches!(
+            s.list(None, 10, Some("zz")),
+            Err(StoreError::BadCursor(_))
+        ));
+    }
+
+    #[test]
+    fn cursor_pagination_over_250_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(&dir);
+        for i in 0..250 {
+            let domain = if i % 2 == 0 { "a.example" } else { "b.example" };
+            s.suppress(
+                domain,
+                &format!("user{i:03}@example.net"),
+                "r",
+                Scope::All,
+                i,
+            )
+            .unwrap();
+        }
+        s.suppress("c.example", "z@example.net", "r", Scope::Bulk, 0)
+            .unwrap();
+        assert_eq!(s.count().unwrap(), 251);
+
+        // All domains, pages of 40: every entry exactly once, in key order.
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let (page, next) = s.list(None, 40, cursor.as_deref()).unwrap();
+            assert!(page.len() <= 40);
+            pages += 1;
+            seen.extend(page.into_iter().map(|e| (e.sender_domain, e.address)));
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 7); // 6 full pages + 11
+        assert_eq!(seen.len(), 251);
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted);
+        sorted.dedup();
+        assert_eq!(sorted.len(), 251);
+
+        // One domain only, with a change between pages: nothing repeats
+        // and the entries after the cursor are all found.
+        let (first, next) = s.list(Some("B.Example"), 100, None).unwrap();
+        assert_eq!(first.len(), 100);
+        assert!(first.iter().all(|e| e.sender_domain == "b.example"));
+        s.unsuppress("b.example", &first[99].address).unwrap();
+        s.suppress(
+            "b.example",
+            "user000@example.net",
+            "new, sorts first",
+            Scope::All,
+            9,
+        )
+        .unwrap();
+        let (rest, end) = s.list(Some("b.example"), 100, next.as_deref()).unwrap();
+        assert_eq!(rest.len(), 25);
+        assert_eq!(end, None);
+        assert!(
+            rest.iter()
+                .all(|e| first.iter().all(|f| f.address != e.address))
+        );
+        // An exact fit ends without a dangling cursor.
+        let (all_c, end) = s.list(Some("c.example"), 1, None).unwrap();
+        assert_eq!((all_c.len(), end), (1, None));
+        // A cursor from another domain's listing is clamped to the range.
+        let (page, _) = s.list(Some("c.example"), 10, next.as_deref()).unwrap();
+        assert_eq!(page.len(), 1, "a b.example cursor lies before c.example");
+        let (page, end) = s.list(Some("a.example"), 10, next.as_deref()).unwrap();
+        assert_eq!((page.len(), end), (0, None), "and after a.example");
+    }
+}
