@@ -1,6 +1,7 @@
 //! End-to-end tests against the real `laneway` binary.
 
 mod api;
+mod auth;
 mod bench;
 mod daemon;
 mod delivery;

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 #[derive(Default)]
@@ -79,6 +79,16 @@ impl TestDns {
         self.add(host, RData::AAAA(AAAA(ip.parse().unwrap())));
     }
 
+    /// A TXT record (split into strings of at most 255 octets).
+    pub fn txt(&self, name: &str, value: &str) {
+        let parts: Vec<String> = value
+            .as_bytes()
+            .chunks(255)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        self.add(name, RData::TXT(TXT::new(parts)));
+    }
+
     /// Every query for `name` gets SERVFAIL.
     pub fn servfail(&self, name: &str) {
         self.zone.lock().unwrap().servfail.insert(key(name));
@@ -131,10 +141,71 @@ fn answer(query: &[u8], zone: &Mutex<Zone>) -> Option<Vec<u8>> {
             (RecordType::MX, RData::MX(_))
                 | (RecordType::A, RData::A(_))
                 | (RecordType::AAAA, RData::AAAA(_))
+                | (RecordType::TXT, RData::TXT(_))
         );
         if matches {
             resp.add_answer(Record::from_rdata(question.name().clone(), 1, d.clone()));
         }
     }
     resp.to_vec().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_resolver::Resolver;
+    use hickory_resolver::config::{NameServerConfig, ResolverConfig};
+    use hickory_resolver::net::runtime::TokioRuntimeProvider;
+
+    #[test]
+    fn answers_txt_mx_and_nxdomain() {
+        let dns = TestDns::start();
+        dns.txt(
+            "sel._domainkey.example.com",
+            &format!("v=DKIM1; k=rsa; p={}", "A".repeat(400)),
+        );
+        dns.mx("example.com", 10, "mx.example.com");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut ns = NameServerConfig::udp(dns.addr.ip());
+            for c in &mut ns.connections {
+                c.port = dns.addr.port();
+            }
+            let r = Resolver::builder_with_config(
+                ResolverConfig::from_name_servers(vec![ns]),
+                TokioRuntimeProvider::default(),
+            )
+            .build()
+            .unwrap();
+            let txt = r.txt_lookup("sel._domainkey.example.com.").await.unwrap();
+            let joined: Vec<u8> = txt
+                .answers()
+                .iter()
+                .filter_map(|a| match &a.data {
+                    RData::TXT(t) => Some(
+                        t.txt_data
+                            .iter()
+                            .flat_map(|s| s.to_vec())
+                            .collect::<Vec<u8>>(),
+                    ),
+                    _ => None,
+                })
+                .next()
+                .unwrap();
+            assert!(joined.starts_with(b"v=DKIM1") && joined.len() > 400);
+            assert_eq!(
+                r.mx_lookup("example.com.").await.unwrap().answers().len(),
+                1
+            );
+            assert!(
+                r.mx_lookup("nope.example.com.")
+                    .await
+                    .unwrap_err()
+                    .is_nx_domain()
+            );
+        });
+    }
 }

@@ -111,6 +111,12 @@ fn routes(ctx: Ctx) -> Router {
             "/api/v1/destinations/{domain}/resume",
             post(routes::admin::resume),
         )
+        .route(
+            "/api/v1/suppressions",
+            get(routes::suppressions::list)
+                .post(routes::suppressions::add)
+                .delete(routes::suppressions::remove),
+        )
         .route("/api/v1/openapi.json", get(routes::openapi::document))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -109,6 +109,44 @@ impl Admin for FakeAdmin {
         self.calls.lock().unwrap().push(format!("resume {d}"));
         Ok(())
     }
+    fn suppressions(
+        &self,
+        sd: Option<&str>,
+        limit: usize,
+        _c: Option<&str>,
+    ) -> Result<(Vec<SuppressionEntry>, Option<String>), AdminError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("suppressions {sd:?} {limit}"));
+        Ok((vec![], None))
+    }
+    fn suppress(
+        &self,
+        a: &str,
+        sd: &str,
+        reason: &str,
+        all: bool,
+    ) -> Result<SuppressionEntry, AdminError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("suppress {a} {sd} {reason} {all}"));
+        Ok(SuppressionEntry {
+            address: a.into(),
+            sender_domain: sd.into(),
+            reason: reason.into(),
+            lanes: if all { "all".into() } else { "bulk".into() },
+            since: "2026-01-01T00:00:00Z".into(),
+        })
+    }
+    fn unsuppress(&self, a: &str, sd: &str) -> Result<bool, AdminError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("unsuppress {a} {sd}"));
+        Ok(a != "nobody@example.net")
+    }
 }
 
 struct T {
@@ -664,6 +702,97 @@ async fn admin_endpoints() {
         .0,
         StatusCode::OK
     );
+    let (s, v) = call(
+        &t,
+        "POST",
+        "/api/v1/suppressions",
+        "admin-token",
+        &[],
+        json!({"address": "x@example.net", "sender_domain": "Shop.TEST", "lanes": "bulk"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["lanes"].as_str()),
+        (StatusCode::CREATED, Some("bulk"))
+    );
+    assert_eq!(
+        call(
+            &t,
+            "POST",
+            "/api/v1/suppressions",
+            "admin-token",
+            &[],
+            json!({"address": "x", "sender_domain": "s.test"})
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(
+            &t,
+            "POST",
+            "/api/v1/suppressions",
+            "admin-token",
+            &[],
+            json!({"address": "x@e.net", "sender_domain": "s.test", "lanes": "some"})
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(
+            &t,
+            "GET",
+            "/api/v1/suppressions?sender_domain=shop.test&limit=10",
+            "admin-token",
+            &[],
+            Value::Null
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            &t,
+            "DELETE",
+            "/api/v1/suppressions?address=x@example.net&sender_domain=shop.test",
+            "admin-token",
+            &[],
+            Value::Null
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(
+            &t,
+            "DELETE",
+            "/api/v1/suppressions?address=nobody@example.net&sender_domain=shop.test",
+            "admin-token",
+            &[],
+            Value::Null
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        call(
+            &t,
+            "DELETE",
+            "/api/v1/suppressions?address=x@example.net",
+            "admin-token",
+            &[],
+            Value::Null
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
     let calls = t.admin.calls.lock().unwrap().clone();
     assert_eq!(
         calls,
@@ -674,6 +803,10 @@ async fn admin_endpoints() {
             format!("priority {id} 9"),
             "suspend example.net".into(),
             "resume example.net".into(),
+            "suppress x@example.net shop.test manual false".into(),
+            "suppressions Some(\"shop.test\") 10".into(),
+            "unsuppress x@example.net shop.test".into(),
+            "unsuppress nobody@example.net shop.test".into(),
         ]
     );
 }
@@ -716,5 +849,5 @@ async fn every_documented_route_is_routed() {
             n += 1;
         }
     }
-    assert_eq!(n, 14, "documented operations");
+    assert_eq!(n, 17, "documented operations");
 }

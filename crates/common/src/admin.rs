@@ -165,6 +165,22 @@ impl AdminError {
     }
 }
 
+/// A suppressed recipient (`GET /api/v1/suppressions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuppressionEntry {
+    /// The recipient.
+    pub address: String,
+    /// The sender domain whose mail to it is suppressed.
+    pub sender_domain: String,
+    /// Why (e.g. `bounced 5.1.1`, `complained`, `manual`).
+    pub reason: String,
+    /// `all` (refused at RCPT) or `bulk` (dropped from lanes below
+    /// `[auth] transactional_min_lane`).
+    pub lanes: String,
+    /// Since when (RFC 3339).
+    pub since: String,
+}
+
 /// Queue administration, implemented by the daemon over the scheduler.
 pub trait Admin: Send + Sync + 'static {
     /// The queue at a glance.
@@ -190,6 +206,23 @@ pub trait Admin: Send + Sync + 'static {
     fn suspend(&self, domain: &str) -> Result<(), AdminError>;
     /// Resumes deliveries to a domain's site.
     fn resume(&self, domain: &str) -> Result<(), AdminError>;
+    /// Suppressed recipients (of one sender domain, or all), a page at a time.
+    fn suppressions(
+        &self,
+        sender_domain: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<SuppressionEntry>, Option<String>), AdminError>;
+    /// Suppresses a recipient for a sender domain (`all` or `bulk` lanes).
+    fn suppress(
+        &self,
+        address: &str,
+        sender_domain: &str,
+        reason: &str,
+        all_lanes: bool,
+    ) -> Result<SuppressionEntry, AdminError>;
+    /// Lifts a suppression; whether there was one.
+    fn unsuppress(&self, address: &str, sender_domain: &str) -> Result<bool, AdminError>;
 }
 
 /// RFC 3339 (UTC, seconds) of a time in ms since the Unix epoch.

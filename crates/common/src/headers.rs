@@ -106,6 +106,18 @@ pub fn remove_fields(msg: &[u8], name: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The address in the first `From:` field (`Name <a@b>` or `a@b`).
+pub fn from_address(msg: &[u8]) -> Option<String> {
+    let f = fields(msg).into_iter().find(|f| f.is("From"))?;
+    let text = f.text();
+    let addr = match text.rsplit_once('<') {
+        Some((_, rest)) => rest.split_once('>').map(|(a, _)| a).unwrap_or(rest),
+        None => text.split(',').next().unwrap_or(""),
+    };
+    let addr = addr.trim();
+    (!addr.is_empty()).then(|| addr.to_string())
+}
+
 /// An RFC 5322 §3.3 date-time in UTC, e.g. `Fri, 27 Nov 2026 20:58:30 +0000`.
 pub fn rfc5322_date(unix_secs: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -162,6 +174,19 @@ mod tests {
         );
         assert!(remove_fields(b"Subject: x\r\n\r\n", "X-Priority-Queue").is_none());
         assert!(remove_fields(b"\r\nX-Priority-Queue: 1\r\n", "X-Priority-Queue").is_none());
+    }
+
+    #[test]
+    fn from_addresses() {
+        assert_eq!(
+            from_address(b"From: Alice <alice@example.com>\r\n\r\n").as_deref(),
+            Some("alice@example.com")
+        );
+        assert_eq!(
+            from_address(b"Subject: x\r\nFrom: bob@example.net\r\n\r\n").as_deref(),
+            Some("bob@example.net")
+        );
+        assert_eq!(from_address(b"Subject: x\r\n\r\nFrom: body@x\r\n"), None);
     }
 
     #[test]

@@ -37,6 +37,10 @@ pub const API_REQUESTS: &str = "laneway_api_requests_total";
 pub const DESTINATIONS: &str = "laneway_destinations";
 /// DSNs generated, per lane and `action`.
 pub const DSNS: &str = "laneway_dsns_total";
+/// Suppressed recipients in the store (gauge).
+pub const SUPPRESSIONS: &str = "laneway_suppressions";
+/// DKIM signing, by `result` (signed, error).
+pub const DKIM: &str = "laneway_dkim_signatures_total";
 
 /// Lane label values.
 pub const LANES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -130,4 +134,35 @@ pub fn describe() {
         Unit::Count,
         "Delivery status notifications generated, by lane and action."
     );
+    describe_gauge!(
+        SUPPRESSIONS,
+        Unit::Count,
+        "Suppressed recipients in the store."
+    );
+    describe_counter!(
+        DKIM,
+        Unit::Count,
+        "Messages DKIM-signed at ingest, by result."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every metric constant has a description (promtool insists on HELP text).
+    #[test]
+    fn every_metric_is_described() {
+        let src = include_str!("metrics.rs");
+        let body = &src[src.find("pub fn describe()").expect("describe")..];
+        for line in src
+            .lines()
+            .filter(|l| l.starts_with("pub const ") && l.contains(": &str = \"laneway_"))
+        {
+            let name = line["pub const ".len()..].split(':').next().unwrap();
+            assert!(
+                body.contains(&format!("({name},"))
+                    || body.contains(&format!("(\n        {name},")),
+                "{name} has no description"
+            );
+        }
+    }
 }

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use laneway_auth::{Scope, Store, Suppression};
 use laneway_common::admin::{
     Admin, AdminError, MessageDetail, MessageFilter, MessageSummary, QueueSummary,
+    SuppressionEntry, rfc3339,
 };
 use laneway_common::ingest::BoxFuture;
 use laneway_common::{MessageId, Priority};
@@ -14,13 +16,37 @@ use laneway_spool::queue::{Notifier, Queue};
 pub struct QueueAdmin {
     queue: Arc<Queue>,
     notifier: Arc<dyn Notifier>,
+    store: Store,
 }
 
 impl QueueAdmin {
-    /// Admin over `queue`; deletions with bounce use `notifier`.
-    pub fn new(queue: Arc<Queue>, notifier: Arc<dyn Notifier>) -> QueueAdmin {
-        QueueAdmin { queue, notifier }
+    /// Admin over `queue`; deletions with bounce use `notifier`;
+    /// suppressions live in `store`.
+    pub fn new(queue: Arc<Queue>, notifier: Arc<dyn Notifier>, store: Store) -> QueueAdmin {
+        QueueAdmin {
+            queue,
+            notifier,
+            store,
+        }
     }
+}
+
+fn entry(s: Suppression) -> SuppressionEntry {
+    SuppressionEntry {
+        address: s.address,
+        sender_domain: s.sender_domain,
+        reason: s.reason,
+        lanes: match s.scope {
+            Scope::All => "all",
+            Scope::Bulk => "bulk",
+        }
+        .to_string(),
+        since: rfc3339(s.since.saturating_mul(1000)),
+    }
+}
+
+fn io(e: impl std::fmt::Display) -> AdminError {
+    AdminError::Io(e.to_string())
 }
 
 impl Admin for QueueAdmin {
@@ -70,5 +96,34 @@ impl Admin for QueueAdmin {
     fn resume(&self, domain: &str) -> Result<(), AdminError> {
         self.queue.resume(domain);
         Ok(())
+    }
+
+    fn suppressions(
+        &self,
+        sender_domain: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<SuppressionEntry>, Option<String>), AdminError> {
+        let (list, next) = self.store.list(sender_domain, limit, cursor).map_err(io)?;
+        Ok((list.into_iter().map(entry).collect(), next))
+    }
+
+    fn suppress(
+        &self,
+        address: &str,
+        sender_domain: &str,
+        reason: &str,
+        all_lanes: bool,
+    ) -> Result<SuppressionEntry, AdminError> {
+        let scope = if all_lanes { Scope::All } else { Scope::Bulk };
+        let now = laneway_common::envelope::now_ms() / 1000;
+        self.store
+            .suppress(sender_domain, address, reason, scope, now)
+            .map(entry)
+            .map_err(io)
+    }
+
+    fn unsuppress(&self, address: &str, sender_domain: &str) -> Result<bool, AdminError> {
+        self.store.unsuppress(sender_domain, address).map_err(io)
     }
 }

@@ -29,6 +29,9 @@ pub fn deep_check(config: &Config) -> Vec<String> {
     if let Err(e) = laneway_outbound::TlsClients::new(config.outbound.ca_file.as_deref()) {
         errors.push(e);
     }
+    if let Err(e) = crate::sender_auth::AuthState::new(config) {
+        errors.extend(e);
+    }
     for r in &config.routes {
         if let Err(e) = laneway_outbound::lookup::parse_via(&r.via, config.outbound.port) {
             errors.push(format!("[[route]] {:?}: {e}", r.domain));
@@ -64,7 +67,11 @@ pub fn check(path: Option<&Path>) -> ExitCode {
         .unwrap_or_else(|| "embedded default".into());
     match load(path) {
         Ok(loaded) => {
-            for w in &loaded.warnings {
+            for w in loaded
+                .warnings
+                .iter()
+                .chain(&crate::sender_auth::alignment_warnings(&loaded.config))
+            {
                 eprintln!("warning: {w}");
             }
             let errors = deep_check(&loaded.config);

@@ -292,6 +292,67 @@ pub fn print_detail(v: &Value) {
     }
 }
 
+/// Human form of a suppression list page.
+pub fn print_suppressions(v: &Value) {
+    println!(
+        "{:<40}  {:<24}  {:<5}  {:<20}  reason",
+        "address", "sender domain", "lanes", "since"
+    );
+    for s in v["suppressions"].as_array().into_iter().flatten() {
+        println!(
+            "{:<40}  {:<24}  {:<5}  {:<20}  {}",
+            s["address"].as_str().unwrap_or(""),
+            s["sender_domain"].as_str().unwrap_or(""),
+            s["lanes"].as_str().unwrap_or(""),
+            s["since"].as_str().unwrap_or(""),
+            s["reason"].as_str().unwrap_or("")
+        );
+    }
+    if let Some(c) = v["next_cursor"].as_str() {
+        println!("(more: --cursor {c})");
+    }
+}
+
+/// `laneway dkim keygen`: writes the private key (PEM, 0600) and prints the TXT record.
+pub fn dkim_keygen(domain: &str, selector: &str, algorithm: &str, out: &Path) -> ExitCode {
+    use laneway_common::config::DkimAlgorithm;
+    use std::os::unix::fs::OpenOptionsExt;
+    let alg = match algorithm {
+        "rsa-sha256" => DkimAlgorithm::RsaSha256,
+        "ed25519-sha256" => DkimAlgorithm::Ed25519Sha256,
+        other => {
+            eprintln!("error: --algorithm {other:?}: use rsa-sha256 or ed25519-sha256");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (pem, txt) = match laneway_auth::keygen(alg, domain, selector) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|_| f.sync_all()));
+    if let Err(e) = file {
+        eprintln!(
+            "error: writing {}: {e} (an existing key is never overwritten)",
+            out.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "private key written to {} (mode 0600); publish this record:",
+        out.display()
+    );
+    println!("{txt}");
+    ExitCode::SUCCESS
+}
+
 /// `laneway api-key new --name N`: a fresh token and its configuration lines.
 pub fn new_api_key(name: &str, scopes: &[String]) -> ExitCode {
     for s in scopes {

@@ -13,6 +13,8 @@ use laneway_common::{
 };
 use laneway_spool::DiskStore;
 
+use crate::sender_auth::SenderAuth;
+
 /// RFC 5321 §6.3: refuse mail that has been around this many hops.
 pub const MAX_RECEIVED: usize = 100;
 
@@ -30,6 +32,7 @@ pub struct Ingestor {
     min_free_bytes: u64,
     lifecycle: Lifecycle,
     on_spooled: Option<Arc<dyn OnSpooled>>,
+    auth: Option<Arc<SenderAuth>>,
 }
 
 impl Ingestor {
@@ -48,7 +51,13 @@ impl Ingestor {
             min_free_bytes,
             lifecycle,
             on_spooled: None,
+            auth: None,
         }
+    }
+
+    /// Sets the sender authentication (signing, bounce domains, suppression).
+    pub fn set_auth(&mut self, auth: Arc<SenderAuth>) {
+        self.auth = Some(auth);
     }
 
     /// Sets who hears about stored messages.
@@ -113,6 +122,13 @@ impl Ingest for Ingestor {
         self.check_space()
     }
 
+    fn check_recipient(&self, sender: &str, recipient: &str) -> laneway_common::RecipientVerdict {
+        match &self.auth {
+            Some(a) => a.check_recipient(sender, recipient),
+            None => laneway_common::RecipientVerdict::Accept,
+        }
+    }
+
     fn submit(&self, sub: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {
         Box::pin(async move {
             let _activity = self.lifecycle.activity();
@@ -129,8 +145,53 @@ impl Ingest for Ingestor {
                 return Err(IngestError::Loop(received));
             }
             let lane = decide_lane(&lane, &message)?;
-            let message = headers::remove_fields(&message, PRIORITY_HEADER).unwrap_or(message);
+            let mut message = headers::remove_fields(&message, PRIORITY_HEADER).unwrap_or(message);
             let id = self.ids.next_id();
+            let mut dropped = Vec::new();
+            if let Some(auth) = &self.auth {
+                // Mail to our bounce domains is read, not relayed.
+                let (back, keep): (Vec<_>, Vec<_>) = envelope
+                    .recipients
+                    .drain(..)
+                    .partition(|r| auth.is_bounce_address(&r.address));
+                envelope.recipients = keep;
+                if !back.is_empty() {
+                    let (a, msg) = (auth.clone(), message.clone());
+                    let returned = Envelope {
+                        recipients: back,
+                        ..envelope.clone()
+                    };
+                    let forward =
+                        tokio::task::spawn_blocking(move || a.returned(&returned, &msg, id))
+                            .await
+                            .unwrap_or_default();
+                    tracing::info!(id = %id, from = %envelope.sender, forwarded = forward.len(), "returned mail processed");
+                    envelope
+                        .recipients
+                        .extend(forward.into_iter().map(laneway_common::Recipient::new));
+                }
+                if envelope.recipients.is_empty() {
+                    return Ok(Accepted { id, lane, dropped });
+                }
+                if envelope.origin.trusted {
+                    let (a, mut env) = (auth.clone(), envelope);
+                    let (env, signed) = tokio::task::spawn_blocking(move || {
+                        let m = a.prepare(&mut env, message);
+                        (env, m)
+                    })
+                    .await
+                    .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+                    envelope = env;
+                    message = signed?;
+                }
+                dropped = auth.suppressed(&envelope, lane, id);
+                envelope
+                    .recipients
+                    .retain(|r| !dropped.iter().any(|(d, _)| *d == r.address));
+                if envelope.recipients.is_empty() {
+                    return Ok(Accepted { id, lane, dropped });
+                }
+            }
             let now = now_ms();
             envelope.queued_at_ms = now;
             let received = received_field(&self.hostname, id, &envelope, (now / 1000) as i64);
@@ -175,11 +236,7 @@ impl Ingest for Ingestor {
             if let Some(hook) = &self.on_spooled {
                 hook.spooled(id, lane, &envelope, size);
             }
-            Ok(Accepted {
-                id,
-                lane,
-                dropped: Vec::new(),
-            })
+            Ok(Accepted { id, lane, dropped })
         })
     }
 }

@@ -8,6 +8,7 @@ mod ctl;
 mod ingest;
 mod logging;
 mod metrics;
+mod sender_auth;
 mod serve;
 
 use std::path::PathBuf;
@@ -51,6 +52,18 @@ enum Command {
         target: TargetArgs,
         #[command(subcommand)]
         command: QueueCommand,
+    },
+    /// The suppression list of the running daemon.
+    Suppressions {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        command: SuppressionCommand,
+    },
+    /// DKIM keys.
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
     },
     /// API keys.
     ApiKey {
@@ -141,6 +154,63 @@ enum QueueCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum SuppressionCommand {
+    /// List suppressed recipients.
+    List {
+        /// Only this sender domain.
+        #[arg(long)]
+        sender_domain: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Continue from a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Suppress a recipient for a sender domain.
+    Add {
+        /// The recipient.
+        address: String,
+        /// The sender domain.
+        #[arg(long)]
+        sender_domain: String,
+        /// Why.
+        #[arg(long, default_value = "manual")]
+        reason: String,
+        /// Only for bulk lanes (below [auth] transactional_min_lane).
+        #[arg(long)]
+        bulk_only: bool,
+    },
+    /// Lift a suppression.
+    Remove {
+        /// The recipient.
+        address: String,
+        /// The sender domain.
+        #[arg(long)]
+        sender_domain: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DkimCommand {
+    /// Make a signing key (PEM, mode 0600) and print its DNS TXT record.
+    Keygen {
+        /// The signing domain (d=).
+        #[arg(long)]
+        domain: String,
+        /// The selector (s=).
+        #[arg(long)]
+        selector: String,
+        /// rsa-sha256 (2048 bits) or ed25519-sha256.
+        #[arg(long, default_value = "rsa-sha256")]
+        algorithm: String,
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum ApiKeyCommand {
     /// Make a new token and print the [[api.key]] lines for it.
     New {
@@ -179,6 +249,80 @@ fn main() -> ExitCode {
         Command::ApiKey {
             command: ApiKeyCommand::New { name, scopes },
         } => ctl::new_api_key(&name, &scopes),
+        Command::Suppressions { target, command } => suppressions(target, command),
+        Command::Dkim {
+            command:
+                DkimCommand::Keygen {
+                    domain,
+                    selector,
+                    algorithm,
+                    out,
+                },
+        } => ctl::dkim_keygen(&domain, &selector, &algorithm, &out),
+    }
+}
+
+fn suppressions(t: TargetArgs, command: SuppressionCommand) -> ExitCode {
+    let target = match ctl::Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let done = |v: &serde_json::Value| println!("{}", serde_json::to_string(v).unwrap_or_default());
+    match command {
+        SuppressionCommand::List {
+            sender_domain,
+            limit,
+            cursor,
+        } => {
+            let mut q = vec![format!("limit={limit}")];
+            for (k, v) in [("sender_domain", sender_domain), ("cursor", cursor)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", encode(&v)));
+                }
+            }
+            ctl::run(
+                &target,
+                "GET",
+                &format!("/api/v1/suppressions?{}", q.join("&")),
+                None,
+                t.json,
+                ctl::print_suppressions,
+            )
+        }
+        SuppressionCommand::Add {
+            address,
+            sender_domain,
+            reason,
+            bulk_only,
+        } => ctl::run(
+            &target,
+            "POST",
+            "/api/v1/suppressions",
+            Some(
+                serde_json::json!({"address": address, "sender_domain": sender_domain, "reason": reason,
+                "lanes": if bulk_only { "bulk" } else { "all" }}),
+            ),
+            t.json,
+            done,
+        ),
+        SuppressionCommand::Remove {
+            address,
+            sender_domain,
+        } => ctl::run(
+            &target,
+            "DELETE",
+            &format!(
+                "/api/v1/suppressions?address={}&sender_domain={}",
+                encode(&address),
+                encode(&sender_domain)
+            ),
+            None,
+            t.json,
+            done,
+        ),
     }
 }
 

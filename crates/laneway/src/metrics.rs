@@ -30,7 +30,14 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// The `/metrics` body: queue gauges refreshed, then everything rendered.
-pub fn render(handle: &PrometheusHandle, queue: &Arc<Queue>) -> String {
+pub fn render(
+    handle: &PrometheusHandle,
+    queue: &Arc<Queue>,
+    store: &laneway_auth::Store,
+) -> String {
+    if let Ok(n) = store.count() {
+        metrics::gauge!(m::SUPPRESSIONS).set(n as f64);
+    }
     let s = queue.summary();
     for l in &s.lanes {
         let lane = LANES[l.lane as usize];

@@ -35,7 +35,11 @@ pub fn main(path: Option<PathBuf>) -> ExitCode {
         }
     };
     crate::logging::init(&loaded.config.log);
-    for w in &loaded.warnings {
+    for w in loaded
+        .warnings
+        .iter()
+        .chain(&crate::sender_auth::alignment_warnings(&loaded.config))
+    {
         tracing::warn!("{w}");
     }
     let problems = config::deep_check(&loaded.config);
@@ -92,7 +96,9 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         let (store, mut report) = DiskStore::lock(&open_dir, shards)?;
         let q = Arc::new(Queue::new(Arc::new(store), settings, Arc::new(SystemClock)));
         q.store()
-            .recover(&mut report, &mut |r| q.insert(r.id, r.lane, &r.envelope, &r.state, r.size))
+            .recover(&mut report, &mut |r| {
+                q.insert(r.id, r.lane, &r.envelope, &r.state, r.size)
+            })
             .with_context(|| format!("reading the spool {}", open_dir.display()))?;
         Ok((q, report))
     })
@@ -116,6 +122,19 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         lifecycle.clone(),
     );
     ingestor.set_on_spooled(queue.clone());
+    let events = Arc::new(
+        Events::open(config.log.events.as_deref())
+            .with_context(|| format!("opening [log] events {:?}", config.log.events))?,
+    );
+    let auth_state =
+        crate::sender_auth::AuthState::new(&config).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    let auth_path = config.server.spool_dir.join("auth.redb");
+    let auth_store = tokio::task::spawn_blocking(move || laneway_auth::Store::open(&auth_path))
+        .await
+        .context("auth store task")?
+        .context("opening the suppression and bounce-token store")?;
+    let sender_auth = crate::sender_auth::SenderAuth::new(auth_state, auth_store, events.clone());
+    ingestor.set_auth(sender_auth.clone());
     let ingest = Arc::new(ingestor);
     let settings = Settings::new(&config)?;
     let shared = Shared::new(settings, ingest.clone(), lifecycle.clone());
@@ -141,28 +160,30 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         config.server.hostname.clone(),
     ));
     let notifier_for_admin = notifier.clone();
-    let events = Arc::new(
-        Events::open(config.log.events.as_deref())
-            .with_context(|| format!("opening [log] events {:?}", config.log.events))?,
-    );
-    let dispatcher = Dispatcher::new(
-        queue.clone(),
-        lookup(&config, &own)?,
-        TlsClients::new(config.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
-        outbound,
+    let dispatcher = Dispatcher::new(laneway_outbound::Parts {
+        queue: queue.clone(),
+        lookup: lookup(&config, &own)?,
+        tls: TlsClients::new(config.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
+        settings: outbound,
         notifier,
+        hooks: sender_auth.clone(),
         events,
-        lifecycle.clone(),
-    );
+        lifecycle: lifecycle.clone(),
+    });
     let delivering = tokio::spawn(dispatcher.clone().run());
 
     let admin = Arc::new(crate::admin::QueueAdmin::new(
         queue.clone(),
         notifier_for_admin,
+        sender_auth.store().clone(),
     ));
     let render: laneway_api::MetricsRender = {
-        let (h, q) = (prometheus.clone(), queue.clone());
-        Arc::new(move || crate::metrics::render(&h, &q))
+        let (h, q, st) = (
+            prometheus.clone(),
+            queue.clone(),
+            sender_auth.store().clone(),
+        );
+        Arc::new(move || crate::metrics::render(&h, &q, &st))
     };
     let api = Arc::new(laneway_api::Api {
         ingest: ingest.clone(),
@@ -211,7 +232,14 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(path.as_deref(), &config, &shared, &queue, &dispatcher, &api_handle, &own),
+            _ = hup.recv() => reload(path.as_deref(), &config, &Live {
+                shared: &shared,
+                queue: &queue,
+                dispatcher: &dispatcher,
+                api: &api_handle,
+                sender_auth: &sender_auth,
+                own: &own,
+            }),
         }
     }
 
@@ -319,15 +347,25 @@ impl crate::ingest::OnSpooled for Queue {
 /// running (TLS certificates, relay policy, users, limits of new
 /// connections, routes, retry policy, destination limits). An invalid file
 /// is reported and the running settings kept.
-fn reload(
-    path: Option<&Path>,
-    running: &Config,
-    shared: &Arc<Shared>,
-    queue: &Queue,
-    dispatcher: &Dispatcher,
-    api: &laneway_api::Api,
-    own: &[std::net::SocketAddr],
-) {
+/// What a reload swaps settings into.
+struct Live<'a> {
+    shared: &'a Arc<Shared>,
+    queue: &'a Queue,
+    dispatcher: &'a Dispatcher,
+    api: &'a laneway_api::Api,
+    sender_auth: &'a crate::sender_auth::SenderAuth,
+    own: &'a [std::net::SocketAddr],
+}
+
+fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
+    let Live {
+        shared,
+        queue,
+        dispatcher,
+        api,
+        sender_auth,
+        own,
+    } = live;
     let Some(path) = path else {
         tracing::info!("SIGHUP: running the embedded default configuration; nothing to reload");
         return;
@@ -345,7 +383,8 @@ fn reload(
                 tracing::error!("reload: {e}");
                 tracing::error!("reload failed; keeping the running configuration");
             }
-            Ok((settings, lookup, tls)) => {
+            Ok((settings, lookup, tls, auth)) => {
+                sender_auth.reload(auth);
                 let outbound = laneway_outbound::Settings::from_config(&loaded.config);
                 queue.set_settings(queue_settings(&loaded.config, &outbound));
                 dispatcher.reload(outbound, lookup, tls);
@@ -380,9 +419,10 @@ fn reload(
 fn prepare(
     c: &Config,
     own: &[std::net::SocketAddr],
-) -> anyhow::Result<(Settings, Lookup, TlsClients)> {
+) -> anyhow::Result<(Settings, Lookup, TlsClients, crate::sender_auth::AuthState)> {
     let settings = Settings::new(c)?;
     let lookup = lookup(c, own)?;
     let tls = TlsClients::new(c.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
-    Ok((settings, lookup, tls))
+    let auth = crate::sender_auth::AuthState::new(c).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    Ok((settings, lookup, tls, auth))
 }

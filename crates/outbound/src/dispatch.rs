@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use laneway_common::config::{Config, Destination, OutboundTls};
-use laneway_common::{LaneSet, Lifecycle, metrics};
+use laneway_common::{Envelope, LaneSet, Lifecycle, MessageId, Priority, metrics};
 use laneway_spool::queue::{
     ConnGrant, ConnReport, Notifier, Outcome, Queue, SiteInfo, SiteLimits, Take, WorkItem,
 };
@@ -138,6 +138,52 @@ fn tls_name(t: OutboundTls) -> &'static str {
     }
 }
 
+/// What the daemon adds to delivery: the envelope sender of each
+/// transaction (VERP bounce addresses, issue 5) and word of permanent
+/// failures (to suppress hard-bouncing recipients).
+pub trait Hooks: Send + Sync {
+    /// Groups the recipients of an item into transactions, each with its
+    /// envelope sender.
+    fn transactions(
+        &self,
+        id: MessageId,
+        lane: Priority,
+        envelope: &Envelope,
+        recipients: &[(usize, String)],
+    ) -> Vec<(String, Vec<usize>)>;
+
+    /// A recipient failed permanently; `remote` is whether the next hop said so.
+    fn failed(
+        &self,
+        envelope_sender: &str,
+        recipient: &str,
+        lane: Priority,
+        reply: &str,
+        remote: bool,
+    );
+}
+
+/// No rewriting: one transaction with the original sender.
+#[derive(Debug, Default)]
+pub struct PlainSender;
+
+impl Hooks for PlainSender {
+    fn transactions(
+        &self,
+        _id: MessageId,
+        _lane: Priority,
+        env: &Envelope,
+        recipients: &[(usize, String)],
+    ) -> Vec<(String, Vec<usize>)> {
+        vec![(
+            env.sender.clone(),
+            recipients.iter().map(|(i, _)| *i).collect(),
+        )]
+    }
+
+    fn failed(&self, _s: &str, _r: &str, _l: Priority, _reply: &str, _remote: bool) {}
+}
+
 /// A site's next hop and the TLS policy for it.
 #[derive(Debug, Clone)]
 struct Hop {
@@ -153,10 +199,31 @@ pub struct Dispatcher {
     settings: ArcSwap<Settings>,
     hops: Mutex<HashMap<Arc<str>, Hop>>,
     notifier: Arc<dyn Notifier>,
+    hooks: Arc<dyn Hooks>,
     events: Arc<Events>,
     lifecycle: Lifecycle,
     resolving: Semaphore,
     source_turn: AtomicUsize,
+}
+
+/// What a dispatcher is made of.
+pub struct Parts {
+    /// The scheduler it serves.
+    pub queue: Arc<Queue>,
+    /// Next-hop resolution.
+    pub lookup: Lookup,
+    /// TLS client configurations.
+    pub tls: TlsClients,
+    /// Outbound settings.
+    pub settings: Settings,
+    /// Where DSNs come from.
+    pub notifier: Arc<dyn Notifier>,
+    /// Envelope senders and failure reports.
+    pub hooks: Arc<dyn Hooks>,
+    /// The delivery event log.
+    pub events: Arc<Events>,
+    /// Shutdown and activity tracking.
+    pub lifecycle: Lifecycle,
 }
 
 /// A connection that is open and ready for transactions.
@@ -166,25 +233,18 @@ struct Open {
 }
 
 impl Dispatcher {
-    /// A dispatcher for `queue`.
-    pub fn new(
-        queue: Arc<Queue>,
-        lookup: Lookup,
-        tls: TlsClients,
-        settings: Settings,
-        notifier: Arc<dyn Notifier>,
-        events: Arc<Events>,
-        lifecycle: Lifecycle,
-    ) -> Arc<Dispatcher> {
+    /// A dispatcher over its parts.
+    pub fn new(p: Parts) -> Arc<Dispatcher> {
         Arc::new(Dispatcher {
-            queue,
-            lookup: ArcSwap::from_pointee(lookup),
-            tls: ArcSwap::from_pointee(tls),
-            settings: ArcSwap::from_pointee(settings),
+            queue: p.queue,
+            lookup: ArcSwap::from_pointee(p.lookup),
+            tls: ArcSwap::from_pointee(p.tls),
+            settings: ArcSwap::from_pointee(p.settings),
             hops: Mutex::new(HashMap::new()),
-            notifier,
-            events,
-            lifecycle,
+            notifier: p.notifier,
+            hooks: p.hooks,
+            events: p.events,
+            lifecycle: p.lifecycle,
             resolving: Semaphore::new(64),
             source_turn: AtomicUsize::new(0),
         })
@@ -535,44 +595,64 @@ impl Dispatcher {
         };
         let env = &spooled.envelope;
         let message = spooled.message();
-        let rcpts = item
-            .recipients
-            .iter()
-            .map(|(i, addr)| {
-                let r = env.recipients.get(*i);
-                (
-                    *i,
-                    addr.as_str(),
-                    r.and_then(|r| r.notify.to_param()),
-                    r.and_then(|r| r.orcpt.as_deref()),
-                )
-            })
-            .collect();
-        let tx = Transaction {
-            from: &env.sender,
-            rcpts,
-            message,
-            smtputf8: env.smtputf8
-                || !env.sender.is_ascii()
-                || item.recipients.iter().any(|(_, a)| !a.is_ascii()),
-            eightbit: env.body != laneway_common::envelope::BodyType::SevenBit
-                || !message.is_ascii(),
-            ret: env.ret.map(|r| match r {
-                laneway_common::envelope::DsnRet::Full => "FULL",
-                laneway_common::envelope::DsnRet::Hdrs => "HDRS",
-            }),
-            envid: env.envid.as_deref(),
-        };
-        let res = open.client.send(&tx).await;
-        let delivered = res
-            .outcomes
+        let smtputf8 = env.smtputf8
+            || !env.sender.is_ascii()
+            || item.recipients.iter().any(|(_, a)| !a.is_ascii());
+        let eightbit =
+            env.body != laneway_common::envelope::BodyType::SevenBit || !message.is_ascii();
+        let ret = env.ret.map(|r| match r {
+            laneway_common::envelope::DsnRet::Full => "FULL",
+            laneway_common::envelope::DsnRet::Hdrs => "HDRS",
+        });
+        let mut outcomes = Vec::with_capacity(item.recipients.len());
+        let (mut throttled, mut reusable) = (false, true);
+        for (from, idxs) in self
+            .hooks
+            .transactions(item.id, item.lane, env, &item.recipients)
+        {
+            let rcpts: Vec<_> = item
+                .recipients
+                .iter()
+                .filter(|(i, _)| idxs.contains(i))
+                .map(|(i, addr)| {
+                    let r = env.recipients.get(*i);
+                    (
+                        *i,
+                        addr.as_str(),
+                        r.and_then(|r| r.notify.to_param()),
+                        r.and_then(|r| r.orcpt.as_deref()),
+                    )
+                })
+                .collect();
+            if !reusable {
+                let o = Outcome::Deferred {
+                    reply: "4.4.2 Connection lost before this transaction".into(),
+                };
+                outcomes.extend(rcpts.iter().map(|(i, ..)| (*i, o.clone())));
+                continue;
+            }
+            let tx = Transaction {
+                from: &from,
+                rcpts,
+                message,
+                smtputf8,
+                eightbit,
+                ret,
+                envid: env.envid.as_deref(),
+            };
+            let res = open.client.send(&tx).await;
+            throttled |= res.throttled;
+            reusable &= res.reusable;
+            outcomes.extend(res.outcomes);
+        }
+        let delivered = outcomes
             .iter()
             .filter(|(_, o)| matches!(o, Outcome::Delivered { .. }))
             .count();
         let tls = open.client.tls.clone();
         let desc = open.desc.clone();
-        self.finish(item, res.outcomes, Some(&desc), tls.as_deref());
-        (delivered, res.throttled, res.reusable)
+        self.finish(item, outcomes, Some(&desc), tls.as_deref());
+        (delivered, throttled, reusable)
     }
 
     /// Records outcomes with the scheduler and logs one event per
@@ -635,6 +715,8 @@ impl Dispatcher {
                 }
                 Outcome::Failed { reply } => {
                     ::metrics::counter!(metrics::BOUNCED, "lane" => lane).increment(1);
+                    self.hooks
+                        .failed(&item2.sender, rcpt, item2.lane, reply, next_hop.is_some());
                     ("failed", reply.as_str())
                 }
             };

@@ -11,7 +11,7 @@ pub mod lookup;
 pub mod status;
 pub mod tls;
 
-pub use dispatch::{Dispatcher, Settings};
+pub use dispatch::{Dispatcher, Hooks, Parts, PlainSender, Settings};
 pub use dsn::DsnNotifier;
 pub use events::Events;
 pub use lookup::Lookup;

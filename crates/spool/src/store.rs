@@ -314,7 +314,11 @@ impl DiskStore {
 
     /// Reads every message in the spool, handing each to `on_message`;
     /// corrupt files are quarantined and noted in `report`.
-    pub fn recover(&self, report: &mut RecoveryReport, on_message: &mut dyn FnMut(Recovered)) -> io::Result<()> {
+    pub fn recover(
+        &self,
+        report: &mut RecoveryReport,
+        on_message: &mut dyn FnMut(Recovered),
+    ) -> io::Result<()> {
         // First the names only (16 bytes a message), then one message at a time.
         let mut found: Vec<(MessageId, Priority, PathBuf)> = Vec::new();
         let mut states: HashMap<MessageId, PathBuf> = HashMap::new();

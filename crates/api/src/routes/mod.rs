@@ -4,3 +4,4 @@ pub mod admin;
 pub mod health;
 pub mod openapi;
 pub mod submit;
+pub mod suppressions;
