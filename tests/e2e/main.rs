@@ -5,4 +5,5 @@ mod auth;
 mod bench;
 mod daemon;
 mod delivery;
+mod hardening;
 mod smtp;

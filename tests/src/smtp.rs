@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::DEADLINE;
+pub use laneway_bench::complete_reply;
 
 /// Anything we can talk SMTP over.
 pub trait Stream: Read + Write + Send {}
@@ -67,8 +68,13 @@ impl Client {
 
     /// Sends raw bytes.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.io.write_all(bytes).expect("send");
-        self.io.flush().expect("flush");
+        self.try_send(bytes).expect("send");
+    }
+
+    /// Sends raw bytes, or returns the error (the server hung up).
+    pub fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.io.write_all(bytes)?;
+        self.io.flush()
     }
 
     /// Reads one whole reply (all lines of a multi-line reply).
@@ -173,19 +179,6 @@ fn connect_bound(local: SocketAddr, remote: SocketAddr) -> TcpStream {
     bind(&fd, &local).expect("bind local address");
     connect(&fd, &remote).expect("connect");
     TcpStream::from(fd)
-}
-
-/// The end of the first complete reply in `buf`, if there is one.
-pub fn complete_reply(buf: &[u8]) -> Option<usize> {
-    let mut start = 0;
-    while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
-        let line = &buf[start..start + i + 1];
-        if line.len() >= 4 && line[3] == b' ' {
-            return Some(start + i + 1);
-        }
-        start += i + 1;
-    }
-    None
 }
 
 /// The queue id in a `250 2.0.0 Ok: queued as <id>` reply.

@@ -12,6 +12,8 @@ pub mod listener;
 pub mod policy;
 pub mod session;
 pub mod settings;
+#[doc(hidden)]
+pub mod testing;
 
 use std::sync::Arc;
 

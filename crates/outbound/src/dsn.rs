@@ -196,6 +196,11 @@ impl Notifier for DsnNotifier {
     fn notify<'a>(&'a self, original: &'a Spooled, notice: Notice) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let env = &original.envelope;
+            if env.is_null_sender() {
+                // RFC 5321 §4.5.5, RFC 3461 §6.2: never a DSN about a DSN.
+                tracing::info!(id = %notice.id, action = ?notice.action, "no DSN: the message has a null sender");
+                return;
+            }
             let now = (laneway_common::envelope::now_ms() / 1000) as i64;
             let Some(message) = build(&self.hostname, env, original.message(), &notice, now) else {
                 return;

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -349,10 +349,11 @@ impl DiskStore {
             }
         }
         report.messages = found.len();
+        let mut buf = Vec::with_capacity(64 * 1024);
         for (id, lane, path) in found {
             report.max_id = report.max_id.max(Some(id));
             let state_path = states.remove(&id);
-            match read_envelope(&path) {
+            match read_envelope(&path, &mut buf) {
                 Ok((envelope, size)) => {
                     let mut state = state_path
                         .as_ref()
@@ -404,35 +405,14 @@ impl DiskStore {
     }
 }
 
-/// Reads the envelope of a data file and checks that the file is complete
-/// (length and trailer); the checksum is verified when it is delivered.
-fn read_envelope(path: &Path) -> io::Result<(Envelope, u64)> {
-    let mut f = File::open(path)?;
-    let len = f.metadata()?.len();
-    let mut prefix = vec![0u8; (len as usize).min(8192)];
-    f.read_exact(&mut prefix)?;
-    let h = format::parse_header(&prefix)?;
-    if h.file_len() != len {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("truncated: {len} bytes, header says {}", h.file_len()),
-        ));
-    }
-    if prefix.len() < h.header_len + h.env_len {
-        prefix.resize(h.header_len + h.env_len, 0);
-        f.seek(SeekFrom::Start(0))?;
-        f.read_exact(&mut prefix)?;
-    }
-    let mut trailer = [0u8; format::TRAILER.len()];
-    f.seek(SeekFrom::End(-(trailer.len() as i64)))?;
-    f.read_exact(&mut trailer)?;
-    if trailer != format::TRAILER {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "missing END trailer",
-        ));
-    }
-    Ok((format::decode_envelope(&prefix, &h)?, h.msg_len as u64))
+/// Reads a whole data file into `buf` and verifies it (length, trailer and
+/// checksum), so that corruption anywhere in it is found at start-up rather
+/// than at delivery. Returns the envelope and the message size.
+fn read_envelope(path: &Path, buf: &mut Vec<u8>) -> io::Result<(Envelope, u64)> {
+    buf.clear();
+    File::open(path)?.read_to_end(buf)?;
+    let (envelope, msg) = format::decode(buf)?;
+    Ok((envelope, msg.len() as u64))
 }
 
 /// Bytes available to unprivileged users on the file system holding `path`.

@@ -152,6 +152,12 @@ pub struct Listener {
     /// 3 min; the server waits as long). Default `"3m"`.
     #[serde(default = "default_data_timeout", deserialize_with = "units::duration")]
     pub data_timeout: Duration,
+    /// Slowest message data accepted, in bytes per second, like Postfix's
+    /// `smtpd_min_data_rate`: once DATA or BDAT begins, the client has
+    /// `data_timeout` plus one second per this many bytes it has sent;
+    /// slower clients get `421 4.4.2`. Default 500; 0 turns it off.
+    #[serde(default = "default_min_data_rate")]
+    pub min_data_rate: u64,
     /// Whole-transaction deadline from MAIL to the end of data. Default `"30m"`.
     #[serde(
         default = "default_transaction_timeout",
@@ -201,6 +207,9 @@ fn default_command_timeout() -> Duration {
 }
 fn default_data_timeout() -> Duration {
     Duration::from_secs(180)
+}
+fn default_min_data_rate() -> u64 {
+    500
 }
 fn default_transaction_timeout() -> Duration {
     Duration::from_secs(1800)

@@ -46,7 +46,7 @@ impl Session {
             self.reply(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
             return;
         };
-        if let Some(r) = refusal(&problems) {
+        if let Some(r) = refusal(&problems).or_else(|| header_encoding(&body)) {
             tracing::info!(
                 listener = %self.conn.listener,
                 peer = %self.conn.peer.ip(),
@@ -119,6 +119,22 @@ impl Session {
         }
         drop(tx);
     }
+}
+
+/// The reply refusing a header section that is not valid UTF-8: header
+/// fields are ASCII (RFC 5322) or UTF-8 (RFC 6532), never raw 8-bit text in
+/// some other charset, which no receiver could decode reliably. Bodies may
+/// hold any 8-bit text, as with Postfix.
+fn header_encoding(message: &[u8]) -> Option<Reply> {
+    let header = &message[..laneway_common::headers::body_offset(message)];
+    if header.is_ascii() || std::str::from_utf8(header).is_ok() {
+        return None;
+    }
+    Some(Reply::new(
+        550,
+        (5, 6, 0),
+        "Message header is not valid UTF-8 (RFC 6532); encode it per RFC 2047",
+    ))
 }
 
 /// The reply refusing content with these problems, if any (most serious first).

@@ -16,6 +16,8 @@ mod verbs;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use laneway_common::Reply;
 use laneway_common::config::Listener;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -187,6 +189,17 @@ impl Session {
                 ));
             }
             wait = wait.min(left);
+            if in_data && let Some(deadline) = tx.data_deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Reply::new(
+                        421,
+                        (4, 4, 2),
+                        "Data arriving too slowly, closing connection",
+                    ));
+                }
+                wait = wait.min(left);
+            }
         }
         let idle = self.tx.is_none() && matches!(self.mode, Mode::Command);
         let lifecycle = self.shared.lifecycle.clone();
@@ -202,10 +215,20 @@ impl Session {
         match res {
             Err(_) => {
                 self.inbuf.truncate(len);
+                let slow = in_data
+                    && self
+                        .tx
+                        .as_ref()
+                        .and_then(|t| t.data_deadline)
+                        .is_some_and(|d| d <= Instant::now());
                 Err(Reply::new(
                     421,
                     (4, 4, 2),
-                    "Timeout exceeded, closing connection",
+                    if slow {
+                        "Data arriving too slowly, closing connection"
+                    } else {
+                        "Timeout exceeded, closing connection"
+                    },
                 ))
             }
             Ok(None) => {
@@ -222,6 +245,9 @@ impl Session {
             }
             Ok(Some(Ok(n))) => {
                 self.inbuf.truncate(len + n);
+                if in_data {
+                    self.extend_data_deadline(n);
+                }
                 Ok(true)
             }
         }
@@ -327,6 +353,21 @@ impl Session {
             if let Some(flow) = flow {
                 return flow;
             }
+        }
+    }
+
+    /// Gives the client more time for the `n` bytes it just sent, at the
+    /// listener's minimum data rate (0: no rate limit, only `data_timeout`
+    /// between reads and the transaction deadline).
+    fn extend_data_deadline(&mut self, n: usize) {
+        let rate = self.listener.min_data_rate;
+        let Some(tx) = self.tx.as_mut() else { return };
+        match (&mut tx.data_deadline, rate) {
+            (Some(_), 0) => tx.data_deadline = None,
+            (Some(deadline), rate) => {
+                *deadline += Duration::from_secs_f64(n as f64 / rate as f64);
+            }
+            (None, _) => {}
         }
     }
 

@@ -75,6 +75,10 @@ pub struct Transaction {
     pub recipients: Vec<Recipient>,
     /// When MAIL was accepted (for the transaction deadline).
     pub started: Instant,
+    /// When message data must be complete, once DATA or BDAT has begun:
+    /// `data_timeout` from the start, extended by every byte received at
+    /// the listener's minimum data rate.
+    pub data_deadline: Option<tokio::time::Instant>,
     /// BDAT content collected so far.
     pub bdat: Option<(ContentReader, Vec<u8>)>,
     /// Keeps shutdown waiting until the transaction is over.

@@ -1,56 +1,14 @@
 //! Session tests over in-memory pipes, written as SMTP transcripts.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use laneway_bench::complete_reply;
 use laneway_common::config::Config;
-use laneway_common::id::IdGenerator;
-use laneway_common::{
-    Accepted, Ingest, IngestError, Lifecycle, Priority, RecipientVerdict, Reply, Submission,
-    ingest::BoxFuture,
-};
+use laneway_common::{Priority, Submission};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-use super::state::Conn;
-use super::{Flow, Session};
-use crate::{Settings, Shared};
-
-#[derive(Default)]
-struct FakeIngest {
-    got: Mutex<Vec<Submission>>,
-    full: std::sync::atomic::AtomicBool,
-    ids: IdGenerator,
-}
-
-impl Ingest for FakeIngest {
-    fn admit(&self) -> Result<(), IngestError> {
-        if self.full.load(std::sync::atomic::Ordering::Relaxed) {
-            Err(IngestError::SpoolFull)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn check_recipient(&self, _sender: &str, rcpt: &str) -> RecipientVerdict {
-        if rcpt.starts_with("suppressed@") {
-            RecipientVerdict::Refuse(Reply::new(550, (5, 7, 1), "recipient suppressed"))
-        } else {
-            RecipientVerdict::Accept
-        }
-    }
-
-    fn submit(&self, s: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {
-        Box::pin(async move {
-            let lane = s.lane.fallback;
-            self.got.lock().unwrap().push(s);
-            Ok(Accepted {
-                id: self.ids.next_id(),
-                lane,
-                dropped: vec![],
-            })
-        })
-    }
-}
+use super::Flow;
+use crate::testing::MemoryIngest;
 
 const CONFIG: &str = r#"
 [server]
@@ -65,12 +23,17 @@ name = "gateway"
 bind = "127.0.0.1:1"
 trust_priority = true
 bare_lf = "normalize"
+[[listener]]
+name = "slow"
+bind = "127.0.0.1:2"
+data_timeout = "2s"
+min_data_rate = 10
 [relay]
 local_domains = ["local.test"]
 "#;
 
 struct Harness {
-    ingest: Arc<FakeIngest>,
+    ingest: Arc<MemoryIngest>,
     client: DuplexStream,
     task: tokio::task::JoinHandle<Flow>,
     buf: Vec<u8>,
@@ -80,34 +43,9 @@ fn start(listener: &str, peer: &str) -> Harness {
     let cfg: Config = Config::from_toml(CONFIG, std::path::Path::new("."))
         .unwrap()
         .config;
-    let settings = Settings::new(&cfg).unwrap();
-    let ingest = Arc::new(FakeIngest::default());
-    let shared = Shared::new(settings, ingest.clone(), Lifecycle::new());
-    let l = cfg
-        .listeners
-        .iter()
-        .find(|l| l.name == listener)
-        .unwrap()
-        .clone();
-    let peer: SocketAddr = peer.parse().unwrap();
-    let conn = Conn {
-        listener: listener.into(),
-        peer,
-        local: "127.0.0.1:25".parse().unwrap(),
-        helo: None,
-        esmtp: false,
-        tls: None,
-        auth_user: None,
-        auth_failures: 0,
-        errors: 0,
-        accepted: 0,
-    };
+    let (mut s, ingest) = crate::testing::session(&cfg, listener, peer.parse().unwrap());
     let (client, mut server) = tokio::io::duplex(1 << 20);
-    let task = tokio::spawn(async move {
-        let mut s = Session::new(shared, l, conn);
-        s.greet();
-        s.run(&mut server).await
-    });
+    let task = tokio::spawn(async move { s.run(&mut server).await });
     Harness {
         ingest,
         client,
@@ -163,20 +101,8 @@ impl Harness {
     }
 
     fn submissions(&self) -> Vec<Submission> {
-        self.ingest.got.lock().unwrap().clone()
+        self.ingest.submissions()
     }
-}
-
-fn complete_reply(buf: &[u8]) -> Option<usize> {
-    let mut start = 0;
-    while let Some(i) = buf[start..].iter().position(|&b| b == b'\n') {
-        let line = &buf[start..start + i + 1];
-        if line.len() >= 4 && line[3] == b' ' {
-            return Some(start + i + 1);
-        }
-        start += i + 1;
-    }
-    None
 }
 
 const TRUSTED: &str = "127.0.0.1:40000";
@@ -472,8 +398,83 @@ async fn priority_on_a_trusted_gateway() {
 async fn spool_full_refuses_at_mail_from() {
     let mut h = start("plain", TRUSTED);
     h.hello().await;
-    h.ingest
-        .full
-        .store(true, std::sync::atomic::Ordering::Relaxed);
+    h.ingest.set_full(true);
     h.cmd("MAIL FROM:<a@example.com>", "452 4.3.1").await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_addresses_and_headers_is_refused_but_8bit_bodies_pass() {
+    let mut h = start("plain", TRUSTED);
+    h.hello().await;
+    h.send(b"MAIL FROM:<jos\xe9@example.com> SMTPUTF8\r\n")
+        .await;
+    assert!(h.reply().await.starts_with("553 5.6.7"));
+    h.cmd("MAIL FROM:<a@example.com> SMTPUTF8", "250").await;
+    h.send(b"RCPT TO:<\xff\xfe@example.net>\r\n").await;
+    assert!(h.reply().await.starts_with("553 5.6.7"));
+    h.send(b"NOOP \xc3\r\n").await;
+    assert!(h.reply().await.starts_with("500 5.5.2"));
+    h.cmd("RCPT TO:<josé@example.net>", "250").await;
+    h.cmd("DATA", "354").await;
+    h.send(b"Subject: caf\xe9\r\n\r\nbody\r\n.\r\n").await;
+    let r = h.reply().await;
+    assert!(r.starts_with("550 5.6.0"), "{r}");
+    assert!(h.submissions().is_empty());
+    // UTF-8 headers (RFC 6532) and a Latin-1 body are fine
+    h.cmd("MAIL FROM:<a@example.com> SMTPUTF8", "250").await;
+    h.cmd("RCPT TO:<josé@example.net>", "250").await;
+    h.cmd("DATA", "354").await;
+    h.send("Subject: café\r\n\r\n".as_bytes()).await;
+    h.send(b"caf\xe9\r\n.\r\n").await;
+    let r = h.reply().await;
+    assert!(r.starts_with("250"), "{r}");
+    assert_eq!(h.submissions().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn data_slower_than_the_minimum_rate_is_cut_off() {
+    // data_timeout 2 s, min_data_rate 10 B/s: each read comes within the
+    // 2 s idle limit, but 1 byte per 1.5 s never earns enough extra time.
+    let mut h = start("slow", TRUSTED);
+    h.hello().await;
+    h.cmd("MAIL FROM:<a@example.com>", "250").await;
+    h.cmd("RCPT TO:<b@example.net>", "250").await;
+    h.cmd("DATA", "354").await;
+    let started = tokio::time::Instant::now();
+    let mut reply = None;
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let mut chunk = [0u8; 512];
+        if let Ok(Ok(n)) = tokio::time::timeout(
+            std::time::Duration::from_millis(1),
+            h.client.read(&mut chunk),
+        )
+        .await
+        {
+            reply = Some(String::from_utf8_lossy(&chunk[..n]).into_owned());
+            break;
+        }
+        h.send(b"x").await;
+    }
+    let reply = reply.expect("the slow client was cut off");
+    assert!(reply.starts_with("421 4.4.2"), "{reply}");
+    assert!(reply.contains("too slowly"), "{reply}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+    assert!(h.submissions().is_empty());
+
+    // a client sending steadily at twice the rate gets through, although
+    // the whole message takes longer than data_timeout
+    let mut h = start("slow", TRUSTED);
+    h.hello().await;
+    h.cmd("MAIL FROM:<a@example.com>", "250").await;
+    h.cmd("RCPT TO:<b@example.net>", "250").await;
+    h.cmd("DATA", "354").await;
+    h.send(b"Subject: x\r\n\r\n").await;
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+        h.send(b"0123456789012345678\r\n").await;
+    }
+    h.send(b".\r\n").await;
+    let r = h.reply().await;
+    assert!(r.starts_with("250"), "{r}");
 }

@@ -16,7 +16,7 @@ use smtp_proto::{
 };
 
 use super::state::{MailParams, Transaction};
-use super::{Flow, Mode, Session};
+use super::{Flow, Mode, Session, starts_with_ci};
 use crate::content::{ContentLimits, ContentReader};
 use crate::policy;
 
@@ -25,6 +25,15 @@ impl Session {
     pub(super) async fn command(&mut self, line: &[u8]) -> Option<Flow> {
         if line.contains(&0) {
             self.reply(Reply::new(501, (5, 5, 2), "NUL character in command"));
+            return None;
+        }
+        if std::str::from_utf8(line).is_err() {
+            let address = starts_with_ci(line, b"MAIL") || starts_with_ci(line, b"RCPT");
+            self.reply(if address {
+                Reply::new(553, (5, 6, 7), "Address is not valid UTF-8 (RFC 6531)")
+            } else {
+                Reply::new(500, (5, 5, 2), "Command is not valid UTF-8")
+            });
             return None;
         }
         let req = match Request::parse(&mut line.iter()) {
@@ -265,6 +274,7 @@ impl Session {
             params,
             recipients: Vec::new(),
             started: Instant::now(),
+            data_deadline: None,
             bdat: None,
             _activity: self.shared.lifecycle.activity(),
         });
@@ -381,18 +391,30 @@ impl Session {
         }
     }
 
+    /// Starts the data deadline (once per transaction: BDAT chunks share it).
+    fn start_data_clock(&mut self) {
+        let timeout = self.listener.data_timeout;
+        if let Some(tx) = self.tx.as_mut()
+            && tx.data_deadline.is_none()
+        {
+            tx.data_deadline = Some(tokio::time::Instant::now() + timeout);
+        }
+    }
+
     fn data_start(&mut self) {
         if let Some(r) = self.content_refusal(false) {
             self.reply(r);
             return;
         }
         self.reply(Reply::bare(354, "End data with <CR><LF>.<CR><LF>"));
+        self.start_data_clock();
         self.mode = Mode::Data(ContentReader::data(self.content_limits()), Vec::new());
     }
 
     async fn bdat_start(&mut self, size: usize, last: bool) {
         let refuse = self.content_refusal(true);
         if refuse.is_none() {
+            self.start_data_clock();
             let limits = self.content_limits();
             if let Some(tx) = self.tx.as_mut()
                 && tx.bdat.is_none()
