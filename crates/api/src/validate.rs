@@ -58,21 +58,40 @@ pub fn address(field: &str, a: &str) -> Result<bool, ApiError> {
         let ip = ip.strip_prefix("IPv6:").unwrap_or(ip);
         ip.parse::<std::net::IpAddr>()
             .map_err(|_| bad("bad address literal"))?;
-    } else {
-        for label in domain.split('.') {
-            if label.is_empty()
-                || label.len() > 63
-                || label.starts_with('-')
-                || label.ends_with('-')
-                || !label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
-            {
-                return Err(bad("bad domain"));
-            }
-        }
+    } else if !domain_name_ok(domain) {
+        return Err(bad("bad domain"));
     }
     Ok(!a.is_ascii())
+}
+
+/// Whether `d` is a domain name: dot-separated labels of letters, digits
+/// and hyphens (or non-ASCII, for IDNs), 1 to 63 octets each, not starting
+/// or ending with a hyphen; 255 octets in all.
+fn domain_name_ok(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 255
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+        })
+}
+
+/// Checks a domain name given on its own (e.g. a sender domain).
+pub fn domain(field: &str, d: &str) -> Result<(), ApiError> {
+    no_injection(field, d)?;
+    if !domain_name_ok(d) {
+        return Err(ApiError::field(
+            "invalid_domain",
+            field,
+            format!("{field}: {d:?} is not a valid domain name"),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a header field name (printable ASCII except ':').
@@ -114,6 +133,25 @@ mod tests {
         }
         let long = format!("{}@example.net", "a".repeat(65));
         assert!(address("from", &long).is_err());
+    }
+
+    #[test]
+    fn domains() {
+        assert!(domain("sender_domain", "shop.example").is_ok());
+        assert!(domain("sender_domain", "exämple.net").is_ok());
+        for bad in [
+            "",
+            ".",
+            "a..b",
+            "-a.b",
+            "a-.b",
+            "a b",
+            "x\r\ny",
+            &"a".repeat(64),
+        ] {
+            let e = domain("sender_domain", bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("sender_domain"), "{bad:?}");
+        }
     }
 
     #[test]

@@ -49,6 +49,16 @@ fn io(e: impl std::fmt::Display) -> AdminError {
     AdminError::Io(e.to_string())
 }
 
+/// A store error: the caller's fault (bad value, foreign cursor) or ours.
+fn store(e: laneway_auth::StoreError) -> AdminError {
+    match e {
+        laneway_auth::StoreError::Invalid { .. } | laneway_auth::StoreError::BadCursor(_) => {
+            AdminError::Invalid(e.to_string())
+        }
+        other => io(other),
+    }
+}
+
 impl Admin for QueueAdmin {
     fn summary(&self) -> QueueSummary {
         self.queue.summary()
@@ -104,7 +114,10 @@ impl Admin for QueueAdmin {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<(Vec<SuppressionEntry>, Option<String>), AdminError> {
-        let (list, next) = self.store.list(sender_domain, limit, cursor).map_err(io)?;
+        let (list, next) = self
+            .store
+            .list(sender_domain, limit, cursor)
+            .map_err(store)?;
         Ok((list.into_iter().map(entry).collect(), next))
     }
 
@@ -120,10 +133,10 @@ impl Admin for QueueAdmin {
         self.store
             .suppress(sender_domain, address, reason, scope, now)
             .map(entry)
-            .map_err(io)
+            .map_err(store)
     }
 
     fn unsuppress(&self, address: &str, sender_domain: &str) -> Result<bool, AdminError> {
-        self.store.unsuppress(sender_domain, address).map_err(io)
+        self.store.unsuppress(sender_domain, address).map_err(store)
     }
 }

@@ -42,6 +42,9 @@ pub async fn list(
             })?,
         None => 100,
     };
+    if let Some(d) = &q.sender_domain {
+        validate::domain("sender_domain", d)?;
+    }
     let sd = q.sender_domain.as_deref().map(str::to_ascii_lowercase);
     let (list, next) = ctx
         .api
@@ -76,7 +79,7 @@ pub async fn add(
     ctx.authorize(&headers, Scope::Admin)?;
     let b: AddBody = parse_json(&body)?;
     validate::address("address", &b.address)?;
-    validate::no_injection("sender_domain", &b.sender_domain)?;
+    validate::domain("sender_domain", &b.sender_domain)?;
     let reason = b.reason.unwrap_or_else(|| "manual".into());
     validate::no_injection("reason", &reason)?;
     let all = match b.lanes.as_deref() {
@@ -126,6 +129,8 @@ pub async fn remove(
             "sender_domain is required",
         )
     })?;
+    validate::address("address", &address)?;
+    validate::domain("sender_domain", &sd)?;
     let removed = ctx
         .api
         .admin
