@@ -459,6 +459,7 @@ fn corrupt_and_truncated_spool_files_are_quarantined_at_start() {
     std::fs::write(&stranger, b"not a spool file at all").unwrap();
 
     d.restart();
+    assert!(d.wait_log(|l| l.contains("spool recovered") && l.contains("quarantined=4")));
     assert_eq!(d.spooled_ids(4), vec![ids[3].clone()]);
     let quarantined: HashSet<String> = std::fs::read_dir(d.spool().join("quarantine"))
         .unwrap()
@@ -931,6 +932,7 @@ min_free_bytes = "512KiB"
     // everything acknowledged is there, whole, after a restart
     d.kill9();
     d.restart();
+    assert!(d.wait_log(|l| l.contains("spool recovered")));
     assert_eq!(d.spool_stats()["total"], accepted);
     assert_eq!(
         std::fs::read_dir(fs.0.join("quarantine")).unwrap().count(),

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `(name, addr)` from a `listening name=<name> addr=<ip:port>` log line.
@@ -31,6 +31,16 @@ pub struct Laneway {
     bin: PathBuf,
     /// How long start-up took (spawn to `ready`).
     pub startup: Duration,
+    started: Instant,
+    /// Its log lines, with when they arrived.
+    log: Arc<Mutex<LogLines>>,
+}
+
+#[derive(Default)]
+struct LogLines {
+    lines: Vec<(Instant, String)>,
+    /// The daemon closed its stderr (it exited).
+    closed: bool,
 }
 
 impl Laneway {
@@ -44,6 +54,8 @@ impl Laneway {
             dir: dir.to_path_buf(),
             bin: bin.to_path_buf(),
             startup: Duration::ZERO,
+            started: Instant::now(),
+            log: Default::default(),
         };
         l.spawn()?;
         Ok(l)
@@ -60,32 +72,72 @@ impl Laneway {
             .spawn()
             .map_err(|e| format!("spawn {}: {e}", self.bin.display()))?;
         let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
+        // Every line, kept with when it arrived; the reader also keeps the
+        // pipe drained so the daemon never blocks on it.
+        let log: Arc<Mutex<LogLines>> = Default::default();
+        let writer = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
+                if let Ok(mut l) = writer.lock() {
+                    l.lines.push((Instant::now(), line));
+                }
+            }
+            if let Ok(mut l) = writer.lock() {
+                l.closed = true;
             }
         });
         self.child = Some(child);
         self.addrs.clear();
+        self.log = log;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut seen = 0;
         loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(600))
-                .map_err(|_| "laneway did not become ready".to_string())?;
-            if let Some((n, a)) = listening(&line) {
-                self.addrs.insert(n, a);
+            let (fresh, closed) = {
+                let l = self.log.lock().map_err(|e| e.to_string())?;
+                let fresh: Vec<String> = l.lines[seen..].iter().map(|(_, s)| s.clone()).collect();
+                (fresh, l.closed)
+            };
+            seen += fresh.len();
+            for line in fresh {
+                if let Some((n, a)) = listening(&line) {
+                    self.addrs.insert(n, a);
+                }
+                if line.contains(" ready") {
+                    self.startup = started.elapsed();
+                    self.started = started;
+                    return Ok(());
+                }
+                if line.contains("ERROR") {
+                    return Err(line);
+                }
             }
-            if line.contains(" ready") {
-                break;
+            if closed || Instant::now() > deadline {
+                return Err("laneway did not become ready".into());
             }
-            if line.contains("ERROR") {
-                return Err(line);
-            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        self.startup = started.elapsed();
-        // keep draining the log so the daemon never blocks on a full pipe
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        Ok(())
+    }
+
+    /// Waits (up to `limit`) for a log line of this run containing
+    /// `needle`; returns the time from spawn to that line.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> Option<Duration> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some((at, _)) = self
+                .log
+                .lock()
+                .ok()?
+                .lines
+                .iter()
+                .find(|(_, l)| l.contains(needle))
+            {
+                return Some(at.duration_since(self.started));
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The address of a listener.

@@ -316,8 +316,9 @@ pub async fn urgent(system: &System, b: Blast, u: Urgent) -> Result<(), String> 
     Ok(())
 }
 
-/// Scenario 4: `n` queued messages (destination suspended): resident
-/// memory of the daemon, and how long a restart takes until it serves.
+/// Scenario 4: `n` queued messages (destination held): resident memory of
+/// the daemon, how long a restart takes until it serves, and until it has
+/// read the whole spool back.
 pub async fn queue_scale(
     bin: &std::path::Path,
     dir: &std::path::Path,
@@ -327,8 +328,8 @@ pub async fn queue_scale(
         .await
         .map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(dir.join("spool"));
-    let mut l = Laneway::start(bin, dir, &laneway_config(dir, sink.addr, ""))?;
-    l.cli(&["queue", "suspend", &b.domain])?;
+    let hold = format!("[[destination]]\ndomain = \"{}\"\nhold = true\n", b.domain);
+    let mut l = Laneway::start(bin, dir, &laneway_config(dir, sink.addr, &hold))?;
     let report = blast::run(&Blast {
         addr: l.addr("smtp"),
         ..b.clone()
@@ -360,6 +361,17 @@ pub async fn queue_scale(
         "laneway",
         "restart_to_ready_s",
         t.as_secs_f64(),
+        "s",
+    );
+    // It serves at once and reads the spool in the background.
+    let recovered = l
+        .wait_log("spool recovered", Duration::from_secs(1800))
+        .ok_or("the spool was not recovered within 30 minutes")?;
+    figure(
+        "queue-scale",
+        "laneway",
+        "restart_to_recovered_s",
+        recovered.as_secs_f64(),
         "s",
     );
     figure(

@@ -89,30 +89,60 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let shards = config.spool.shards;
     let outbound = laneway_outbound::Settings::from_config(&config);
     // The scheduler needs the store and the store's recovery feeds the
-    // scheduler: open first, then insert message by message as they are read.
+    // scheduler: open first, list the spool (quick: names only), then read
+    // the messages into the scheduler in the background, urgent lanes first,
+    // while the listeners already accept new mail — so a restart with a
+    // million queued messages serves again in seconds. New queue ids are
+    // issued above the highest listed one.
     let open_dir = dir.clone();
     let settings = queue_settings(&config, &outbound);
-    let (queue, report) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let (queue, scan, report) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let (store, mut report) = DiskStore::lock(&open_dir, shards)?;
         let q = Arc::new(Queue::new(Arc::new(store), settings, Arc::new(SystemClock)));
-        q.store()
-            .recover(&mut report, &mut |r| {
-                q.insert(r.id, r.lane, &r.envelope, &r.state, r.size)
-            })
-            .with_context(|| format!("reading the spool {}", open_dir.display()))?;
-        Ok((q, report))
+        let scan = q
+            .store()
+            .scan(&mut report)
+            .with_context(|| format!("listing the spool {}", open_dir.display()))?;
+        Ok((q, scan, report))
     })
     .await
     .context("spool start-up task")?
     .with_context(|| format!("opening the spool {}", dir.display()))?;
     tracing::info!(
         spool = %dir.display(),
-        messages = report.messages,
+        messages = scan.len(),
         temp_removed = report.temp_removed,
-        quarantined = report.quarantined.len(),
-        "spool recovered"
+        "spool listed; reading it in the background"
     );
+    hold_destinations(&queue, &config);
     let floor = report.max_id;
+    {
+        let (q, dir, life) = (queue.clone(), dir.clone(), lifecycle.clone());
+        let mut report = report;
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            match q.store().load(scan, &mut report, &mut |r| {
+                q.insert(r.id, r.lane, &r.envelope, &r.state, r.size);
+                !life.is_shutting_down()
+            }) {
+                Ok(()) if life.is_shutting_down() => {
+                    tracing::info!("spool recovery stopped for shutdown; the rest stays on disk")
+                }
+                Ok(()) => tracing::info!(
+                    spool = %dir.display(),
+                    messages = report.messages,
+                    quarantined = report.quarantined.len(),
+                    orphans_removed = report.orphans_removed,
+                    seconds = format_args!("{:.1}", started.elapsed().as_secs_f64()),
+                    "spool recovered"
+                ),
+                // What could not be read stays on disk for the next start.
+                Err(e) => {
+                    tracing::error!(spool = %dir.display(), error = %e, "spool recovery stopped")
+                }
+            }
+        });
+    }
     let store = queue.store().clone();
     let mut ingestor = Ingestor::new(
         store.clone(),
@@ -387,6 +417,7 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
                 sender_auth.reload(auth);
                 let outbound = laneway_outbound::Settings::from_config(&loaded.config);
                 queue.set_settings(queue_settings(&loaded.config, &outbound));
+                hold_destinations(queue, &loaded.config);
                 dispatcher.reload(outbound, lookup, tls);
                 api.settings.store(Arc::new(api_settings(&loaded.config)));
                 if loaded.config.api.as_ref().map(|a| a.bind)
@@ -425,4 +456,12 @@ fn prepare(
     let tls = TlsClients::new(c.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
     let auth = crate::sender_auth::AuthState::new(c).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     Ok((settings, lookup, tls, auth))
+}
+
+/// Suspends the destinations the configuration holds (`hold = true`).
+fn hold_destinations(queue: &Queue, config: &Config) {
+    for d in config.destinations.iter().filter(|d| d.hold) {
+        queue.suspend(&d.domain);
+        tracing::info!(domain = %d.domain, "destination held by configuration");
+    }
 }

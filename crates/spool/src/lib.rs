@@ -12,5 +12,5 @@ pub mod store;
 
 pub use state::{MessageState, RcptState, RcptStatus};
 pub use store::{
-    DiskStore, LaneCounts, OpenError, Recovered, RecoveryReport, Spooled, lane_counts,
+    DiskStore, LaneCounts, OpenError, Recovered, RecoveryReport, Scan, Spooled, lane_counts,
 };

@@ -507,6 +507,12 @@ pub struct Destination {
     /// Overrides `[outbound] tls`.
     #[serde(default)]
     pub tls: Option<OutboundTls>,
+    /// Accept and queue mail for this domain but deliver none of it until
+    /// `laneway queue resume DOMAIN` (like Postfix's hold queue, for a
+    /// receiver under maintenance). Applied at start-up and on reload.
+    /// Default false.
+    #[serde(default)]
+    pub hold: bool,
 }
 
 fn default_reserved_min_lane() -> Priority {

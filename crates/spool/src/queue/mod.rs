@@ -313,7 +313,7 @@ struct Domain {
 
 #[derive(Debug, Default)]
 struct State {
-    entries: BTreeMap<MessageId, Entry>,
+    entries: BTreeMap<MessageId, Box<Entry>>,
     domains: HashMap<Arc<str>, Domain>,
     sites: HashMap<Arc<str>, Site>,
     timer: BinaryHeap<Reverse<(u64, MessageId, Arc<str>)>>,
@@ -437,7 +437,7 @@ impl Queue {
             dirty: false,
             deleted: false,
         };
-        st.entries.insert(id, entry);
+        st.entries.insert(id, Box::new(entry));
         schedule_domains(&mut st, id, now, &self.work);
         drop(st);
         self.changed.notify_one();
@@ -971,7 +971,7 @@ fn make_ready(st: &mut State, id: MessageId, domain: &Arc<str>, now: u64, work: 
 /// consumes the ticket. Returns the item and whether eligible recipients
 /// remain (the caller re-queues the ticket then).
 fn build_item(
-    entries: &mut BTreeMap<MessageId, Entry>,
+    entries: &mut BTreeMap<MessageId, Box<Entry>>,
     id: MessageId,
     domain: &Arc<str>,
     now: u64,
