@@ -182,6 +182,50 @@ fn error_statuses() {
         ),
         (
             "send",
+            msg(json!({"to": ["bob@example.net\r\nBcc: all@example.net"]})),
+            400,
+            "header_injection",
+            Some("to[0]"),
+        ),
+        (
+            "send",
+            msg(json!({"from": "orders@shop.test\0"})),
+            400,
+            "header_injection",
+            Some("from"),
+        ),
+        (
+            "send",
+            msg(json!({"headers": {"X-Note": "a\nBcc: all@example.net"}})),
+            400,
+            "header_injection",
+            Some("headers.X-Note"),
+        ),
+        (
+            "send",
+            msg(json!({"headers": {"X-Long": "x".repeat(991)}})),
+            400,
+            "header_too_long",
+            Some("headers.X-Long"),
+        ),
+        (
+            "send",
+            msg(json!({"headers": (0..101)
+                .map(|i| (format!("X-H{i}"), json!("v")))
+                .collect::<serde_json::Map<String, Value>>()})),
+            400,
+            "too_many_headers",
+            Some("headers"),
+        ),
+        (
+            "send",
+            msg(json!({"to": (0..11).map(|i| format!("r{i}@example.net")).collect::<Vec<_>>()})),
+            400,
+            "too_many_recipients",
+            None,
+        ),
+        (
+            "send",
             msg(json!({"from": "ceo@elsewhere.test"})),
             403,
             "sender_not_allowed",
