@@ -8,7 +8,7 @@ use laneway_tests::{DEADLINE, Daemon, eventually, laneway_bin};
 use serde_json::{Value, json};
 
 /// A fresh key from `laneway api-key new`: (token, config lines).
-fn new_key(name: &str, scopes: &str, extra: &str) -> (String, String) {
+pub(crate) fn new_key(name: &str, scopes: &str, extra: &str) -> (String, String) {
     let out = Command::new(laneway_bin())
         .args(["api-key", "new", "--name", name, "--scopes", scopes])
         .output()

@@ -45,6 +45,8 @@ pub struct SinkConfig {
     pub minimal: bool,
     /// Offer DSN (RFC 3461).
     pub dsn: bool,
+    /// Offer REQUIRETLS (RFC 8689) once TLS is up.
+    pub requiretls: bool,
     /// Where to listen (default 127.0.0.1:0).
     pub bind: Option<SocketAddr>,
 }
@@ -316,6 +318,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                             }
                             if tls {
                                 caps.push("250-AUTH PLAIN".into());
+                            }
+                            if tls && cfg.requiretls {
+                                caps.push("250-REQUIRETLS".into());
                             }
                             caps.push("250 ENHANCEDSTATUSCODES".into());
                             for c in caps {

@@ -29,6 +29,9 @@ pub const CONNECTIONS: &str = "laneway_smtp_connections_total";
 pub const CONNECTIONS_ACTIVE: &str = "laneway_smtp_connections_active";
 /// TLS sessions negotiated, `direction` = in | out.
 pub const TLS: &str = "laneway_tls_sessions_total";
+/// Outbound connections by the TLS `policy` they were made under
+/// (`requiretls`, `verify`, `required`, `opportunistic`, `none`).
+pub const TLS_POLICY: &str = "laneway_outbound_tls_policy_total";
 /// Time to write a message durably to the spool (histogram, seconds).
 pub const SPOOL_WRITE: &str = "laneway_spool_write_seconds";
 /// HTTP API requests, per `route` (the route template) and `status`.
@@ -138,6 +141,11 @@ pub fn describe() {
         SUPPRESSIONS,
         Unit::Count,
         "Suppressed recipients in the store."
+    );
+    describe_counter!(
+        TLS_POLICY,
+        Unit::Count,
+        "Outbound connections by the TLS policy they were made under."
     );
     describe_counter!(
         DKIM,

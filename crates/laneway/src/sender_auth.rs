@@ -32,6 +32,8 @@ pub struct AuthState {
     owners: HashMap<String, String>,
     /// SMTP user → allowed sender domains
     users: HashMap<String, Vec<String>>,
+    /// Sender domains whose mail is only relayed over verified TLS.
+    require_tls: std::collections::HashSet<String>,
     opts: Auth,
 }
 
@@ -77,6 +79,12 @@ impl AuthState {
                 .entry(b.to_ascii_lowercase())
                 .or_insert_with(|| b.to_ascii_lowercase());
         }
+        let require_tls = c
+            .domains
+            .iter()
+            .filter(|d| d.require_tls)
+            .map(|d| d.name.trim_end_matches('.').to_ascii_lowercase())
+            .collect();
         let users = c
             .smtp_users
             .iter()
@@ -89,6 +97,7 @@ impl AuthState {
                 bounce,
                 owners,
                 users,
+                require_tls,
                 opts: c.auth.clone(),
             })
         } else {
@@ -275,6 +284,7 @@ impl SenderAuth {
             reply,
             next_hop: None,
             tls: None,
+            tls_policy: None,
             attempt: 0,
             queue_time_ms: 0,
             next_attempt_ms: None,
@@ -309,6 +319,16 @@ impl SenderAuth {
             && let Some(b) = st.bounce_domain_for(&domain_of(&env.sender))
         {
             env.bounce_domain = Some(b.clone());
+        }
+        // [[domain]] require_tls: the envelope sender's or the From domain
+        // demands verified TLS for all its mail (RFC 8689 semantics).
+        if [Some(env.sender.as_str()), from.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|a| !a.is_empty())
+            .any(|a| st.require_tls.contains(&domain_of(a).to_ascii_lowercase()))
+        {
+            env.require_tls = true;
         }
         let Some(from_domain) = from.map(|f| domain_of(&f)) else {
             return Ok(message);

@@ -128,6 +128,8 @@ pub struct Caps {
     pub chunking: bool,
     /// RFC 3207
     pub starttls: bool,
+    /// RFC 8689
+    pub requiretls: bool,
     /// RFC 4954 mechanisms
     pub auth: Vec<String>,
 }
@@ -154,6 +156,7 @@ impl Caps {
                 "DSN" => c.dsn = true,
                 "CHUNKING" => c.chunking = true,
                 "STARTTLS" => c.starttls = true,
+                "REQUIRETLS" => c.requiretls = true,
                 "AUTH" => c.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
                 _ => {}
             }
@@ -179,6 +182,9 @@ pub struct Transaction<'a> {
     pub ret: Option<&'static str>,
     /// RFC 3461 ENVID.
     pub envid: Option<&'a str>,
+    /// RFC 8689 REQUIRETLS: passed on; the connection must be TLS to a
+    /// server that offers it (the dispatcher also checks the certificate).
+    pub require_tls: bool,
 }
 
 /// The result of a transaction.
@@ -454,38 +460,34 @@ impl Client {
         let all = |o: Outcome| -> Vec<(usize, Outcome)> {
             tx.rcpts.iter().map(|(i, ..)| (*i, o.clone())).collect()
         };
-        if tx.smtputf8 && !self.caps.smtputf8 {
+        // What this server cannot take, refused before MAIL (never
+        // downgraded): each a permanent failure for every recipient.
+        let refusal = if tx.require_tls && !(self.caps.requiretls && self.tls.is_some()) {
+            Some(format!(
+                "5.7.10 REQUIRETLS needed: {} does not offer REQUIRETLS over TLS",
+                self.host
+            ))
+        } else if tx.smtputf8 && !self.caps.smtputf8 {
+            Some(format!(
+                "5.6.7 {} does not support SMTPUTF8, which this message needs",
+                self.host
+            ))
+        } else if tx.eightbit && !self.caps.eightbit {
+            Some(format!(
+                "5.6.3 {} does not support 8BITMIME and the message has 8-bit content",
+                self.host
+            ))
+        } else if self.caps.size > 0 && tx.message.len() as u64 > self.caps.size {
+            Some(format!(
+                "5.3.4 Message too big for {} (limit {} bytes)",
+                self.host, self.caps.size
+            ))
+        } else {
+            None
+        };
+        if let Some(reply) = refusal {
             return TxResult {
-                outcomes: all(Outcome::Failed {
-                    reply: format!(
-                        "5.6.7 {} does not support SMTPUTF8, which this message needs",
-                        self.host
-                    ),
-                }),
-                throttled: false,
-                reusable: true,
-            };
-        }
-        if tx.eightbit && !self.caps.eightbit {
-            return TxResult {
-                outcomes: all(Outcome::Failed {
-                    reply: format!(
-                        "5.6.3 {} does not support 8BITMIME and the message has 8-bit content",
-                        self.host
-                    ),
-                }),
-                throttled: false,
-                reusable: true,
-            };
-        }
-        if self.caps.size > 0 && tx.message.len() as u64 > self.caps.size {
-            return TxResult {
-                outcomes: all(Outcome::Failed {
-                    reply: format!(
-                        "5.3.4 Message too big for {} (limit {} bytes)",
-                        self.host, self.caps.size
-                    ),
-                }),
+                outcomes: all(Outcome::Failed { reply }),
                 throttled: false,
                 reusable: true,
             };
@@ -512,6 +514,9 @@ impl Client {
         }
         if tx.smtputf8 {
             line.push_str(" SMTPUTF8");
+        }
+        if tx.require_tls {
+            line.push_str(" REQUIRETLS");
         }
         if self.caps.dsn {
             if let Some(r) = tx.ret {
@@ -795,6 +800,10 @@ mod tests {
         let c = Caps::parse(&r);
         assert_eq!(c.hostname, "mx.test");
         assert!(c.pipelining && c.eightbit && c.dsn && c.starttls && !c.chunking && !c.smtputf8);
+        assert!(!c.requiretls);
+        let mut r = r;
+        r.lines.push("requiretls".into());
+        assert!(Caps::parse(&r).requiretls);
         assert_eq!(c.size, 1000);
         assert_eq!(c.auth, vec!["PLAIN", "LOGIN"]);
     }

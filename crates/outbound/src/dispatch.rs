@@ -230,6 +230,42 @@ pub struct Parts {
 struct Open {
     client: Client,
     desc: String,
+    /// The TLS policy it was made under (see [`tls_name`]).
+    policy: &'static str,
+}
+
+/// Why no connection could be opened.
+struct OpenError {
+    error: ClientError,
+    /// A TCP connection was made to some host.
+    connected: bool,
+    /// Every host reached failed on TLS policy (no STARTTLS, a failed
+    /// handshake or certificate, no REQUIRETLS) rather than on transport.
+    tls_refused: bool,
+}
+
+/// Where an attempt went, for the delivery events.
+struct Via {
+    next_hop: String,
+    tls: Option<String>,
+    policy: &'static str,
+}
+
+impl Open {
+    fn via(&self) -> Via {
+        Via {
+            next_hop: self.desc.clone(),
+            tls: self.client.tls.clone(),
+            policy: self.policy,
+        }
+    }
+}
+
+fn delivered_count(outcomes: &[(usize, Outcome)]) -> usize {
+    outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, Outcome::Delivered { .. }))
+        .count()
 }
 
 impl Dispatcher {
@@ -324,12 +360,7 @@ impl Dispatcher {
                     HopError::Transient(t) => Outcome::Deferred { reply: t },
                 };
                 for item in self.queue.resolve_failed(&domain, permanent) {
-                    let outcomes = item
-                        .recipients
-                        .iter()
-                        .map(|(i, _)| (*i, outcome.clone()))
-                        .collect();
-                    self.finish(item, outcomes, None, None);
+                    self.finish_all(item, outcome.clone(), None);
                 }
             }
         }
@@ -379,12 +410,7 @@ impl Dispatcher {
             let o = Outcome::Deferred {
                 reply: "4.4.3 Next hop no longer known; will resolve again".into(),
             };
-            let outcomes = item
-                .recipients
-                .iter()
-                .map(|(i, _)| (*i, o.clone()))
-                .collect();
-            self.finish(item, outcomes, None, None);
+            self.finish_all(item, o, None);
             self.release(grant, report).await;
             return;
         };
@@ -394,19 +420,14 @@ impl Dispatcher {
             .get(grant.pool)
             .cloned()
             .unwrap_or_else(|| settings.pools[0].clone());
-        let mut open = match self.open(&hop, &pool, &settings).await {
+        let mut open = match self.open(&hop, &pool, &settings, false).await {
             Ok(o) => o,
-            Err((e, connected)) => {
-                report.connect_failed = !connected;
+            Err(e) => {
+                report.connect_failed = !e.connected;
                 let o = Outcome::Deferred {
-                    reply: e.to_string(),
+                    reply: e.error.to_string(),
                 };
-                let outcomes = item
-                    .recipients
-                    .iter()
-                    .map(|(i, _)| (*i, o.clone()))
-                    .collect();
-                self.finish(item, outcomes, None, None);
+                self.finish_all(item, o, None);
                 self.release(grant, report).await;
                 return;
             }
@@ -414,7 +435,7 @@ impl Dispatcher {
         let active = ::metrics::gauge!(metrics::CONNECTIONS_ACTIVE, "direction" => "out");
         active.increment(1.0);
         loop {
-            let res = self.deliver(&mut open, item).await;
+            let res = self.deliver(&mut open, item, &hop, &pool, &settings).await;
             report.delivered += res.0;
             report.throttled |= res.1;
             if !res.2 {
@@ -439,12 +460,7 @@ impl Dispatcher {
             let o = Outcome::Deferred {
                 reply: format!("4.4.1 Destination {site} is not reachable; deferred"),
             };
-            let outcomes = item
-                .recipients
-                .iter()
-                .map(|(i, _)| (*i, o.clone()))
-                .collect();
-            self.finish(item, outcomes, None, None);
+            self.finish_all(item, o, None);
         }
     }
 
@@ -464,19 +480,33 @@ impl Dispatcher {
 
     /// Connects to the first host that works. The error says whether any
     /// TCP connection was made at all (for the site's health).
+    /// With `requiretls` (RFC 8689 §4.2.1) the certificate is verified
+    /// whatever the destination's mode, and the host must offer REQUIRETLS.
     async fn open(
         &self,
         hop: &Hop,
         pool: &PoolSettings,
         settings: &Settings,
-    ) -> Result<Open, (ClientError, bool)> {
+        requiretls: bool,
+    ) -> Result<Open, OpenError> {
         let mut last =
             ClientError::Connect(format!("no address to connect to for {}", hop.hop.site));
         let mut connected = false;
+        let mut other_failure = false;
         let tls = self.tls.load_full();
+        let mode = if requiretls {
+            OutboundTls::Verify
+        } else {
+            hop.tls
+        };
+        let policy = if requiretls {
+            "requiretls"
+        } else {
+            tls_name(mode)
+        };
         for host in &hop.hop.hosts {
             for addr in &host.addrs {
-                let mut plain_only = hop.tls == OutboundTls::None;
+                let mut plain_only = mode == OutboundTls::None;
                 loop {
                     let source = self.source_for(pool, addr.ip());
                     let tcp = match client::connect(*addr, source, settings.timeouts.connect).await
@@ -484,6 +514,7 @@ impl Dispatcher {
                         Ok(t) => t,
                         Err(e) => {
                             last = e;
+                            other_failure = true;
                             break;
                         }
                     };
@@ -494,11 +525,11 @@ impl Dispatcher {
                             Ok(c) => c,
                             Err(e) => {
                                 last = e;
+                                other_failure = true;
                                 break;
                             }
                         };
                     if !plain_only {
-                        let mode = hop.tls;
                         if c.caps.starttls {
                             let config = if mode == OutboundTls::Verify {
                                 tls.verified.clone()
@@ -513,6 +544,7 @@ impl Dispatcher {
                                     continue;
                                 }
                                 Err(e) => {
+                                    other_failure |= !matches!(e, ClientError::Tls(_));
                                     last = e;
                                     break;
                                 }
@@ -526,6 +558,14 @@ impl Dispatcher {
                             break;
                         }
                     }
+                    if requiretls && !c.caps.requiretls {
+                        last = ClientError::TlsUnavailable(format!(
+                            "{} does not offer REQUIRETLS",
+                            host.name
+                        ));
+                        c.quit().await;
+                        break;
+                    }
                     if let Some(auth) = &hop.hop.auth {
                         if c.tls.is_none() {
                             last = ClientError::TlsUnavailable(format!(
@@ -537,6 +577,7 @@ impl Dispatcher {
                         }
                         if let Err(e) = c.auth_plain(&auth.0, &auth.1).await {
                             last = e;
+                            other_failure = true;
                             c.quit().await;
                             break;
                         }
@@ -545,15 +586,31 @@ impl Dispatcher {
                     if c.tls.is_some() {
                         ::metrics::counter!(metrics::TLS, "direction" => "out").increment(1);
                     }
-                    return Ok(Open { client: c, desc });
+                    ::metrics::counter!(metrics::TLS_POLICY, "policy" => policy).increment(1);
+                    return Ok(Open {
+                        client: c,
+                        desc,
+                        policy,
+                    });
                 }
             }
         }
-        Err((last, connected))
+        Err(OpenError {
+            error: last,
+            connected,
+            tls_refused: connected && !other_failure,
+        })
     }
 
     /// Sends one item; returns (delivered count, throttled, reusable).
-    async fn deliver(self: &Arc<Self>, open: &mut Open, item: WorkItem) -> (usize, bool, bool) {
+    async fn deliver(
+        self: &Arc<Self>,
+        open: &mut Open,
+        item: WorkItem,
+        hop: &Hop,
+        pool: &PoolSettings,
+        settings: &Settings,
+    ) -> (usize, bool, bool) {
         let _activity = self.lifecycle.activity();
         let store = self.queue.store().clone();
         let (id, lane) = (item.id, item.lane);
@@ -567,12 +624,7 @@ impl Dispatcher {
                 let o = Outcome::Failed {
                     reply: format!("5.3.0 Message damaged in the spool ({e}); moved to quarantine"),
                 };
-                let outcomes = item
-                    .recipients
-                    .iter()
-                    .map(|(i, _)| (*i, o.clone()))
-                    .collect();
-                self.finish(item, outcomes, None, None);
+                self.finish_all(item, o, None);
                 return (0, false, true);
             }
             other => {
@@ -584,15 +636,63 @@ impl Dispatcher {
                 let o = Outcome::Deferred {
                     reply: format!("4.3.0 Cannot read the message from the spool: {why}"),
                 };
-                let outcomes = item
-                    .recipients
-                    .iter()
-                    .map(|(i, _)| (*i, o.clone()))
-                    .collect();
-                self.finish(item, outcomes, None, None);
+                self.finish_all(item, o, None);
                 return (0, false, true);
             }
         };
+        let env = &spooled.envelope;
+        let verified_requiretls = open.policy == tls_name(OutboundTls::Verify)
+            && open.client.tls.is_some()
+            && open.client.caps.requiretls;
+        if env.require_tls && !verified_requiretls {
+            // RFC 8689: this message needs a connection of its own — TLS with
+            // a verified certificate to a host that offers REQUIRETLS.
+            return match self.open(hop, pool, settings, true).await {
+                Ok(mut dedicated) => {
+                    let (outcomes, ..) = self.send_item(&mut dedicated, &item, &spooled).await;
+                    let via = dedicated.via();
+                    dedicated.client.quit().await;
+                    let delivered = delivered_count(&outcomes);
+                    self.finish(item, outcomes, Some(via));
+                    (delivered, false, true)
+                }
+                Err(e) => {
+                    let o = if e.tls_refused {
+                        Outcome::Failed {
+                            reply: format!(
+                                "5.7.10 REQUIRETLS needed: no host for {} offers STARTTLS with a verified certificate and REQUIRETLS (last: {})",
+                                hop.hop.site, e.error
+                            ),
+                        }
+                    } else {
+                        Outcome::Deferred {
+                            reply: e.error.to_string(),
+                        }
+                    };
+                    self.finish_all(item, o, None);
+                    (0, false, true)
+                }
+            };
+        }
+        let (outcomes, throttled, reusable) = self.send_item(open, &item, &spooled).await;
+        let delivered = delivered_count(&outcomes);
+        let mut via = open.via();
+        if env.require_tls {
+            via.policy = "requiretls";
+        }
+        self.finish(item, outcomes, Some(via));
+        (delivered, throttled, reusable)
+    }
+
+    /// Sends one spooled message over `open`, one transaction per envelope
+    /// sender the hooks ask for; returns the outcomes, whether the server
+    /// pushed back, and whether the connection can be used again.
+    async fn send_item(
+        &self,
+        open: &mut Open,
+        item: &WorkItem,
+        spooled: &laneway_spool::Spooled,
+    ) -> (Vec<(usize, Outcome)>, bool, bool) {
         let env = &spooled.envelope;
         let message = spooled.message();
         let smtputf8 = env.smtputf8
@@ -639,51 +739,41 @@ impl Dispatcher {
                 eightbit,
                 ret,
                 envid: env.envid.as_deref(),
+                require_tls: env.require_tls,
             };
             let res = open.client.send(&tx).await;
             throttled |= res.throttled;
             reusable &= res.reusable;
             outcomes.extend(res.outcomes);
         }
-        let delivered = outcomes
+        (outcomes, throttled, reusable)
+    }
+
+    /// [`Self::finish`] with one outcome for every recipient of the item.
+    fn finish_all(self: &Arc<Self>, item: WorkItem, o: Outcome, via: Option<Via>) {
+        let outcomes = item
+            .recipients
             .iter()
-            .filter(|(_, o)| matches!(o, Outcome::Delivered { .. }))
-            .count();
-        let tls = open.client.tls.clone();
-        let desc = open.desc.clone();
-        self.finish(item, outcomes, Some(&desc), tls.as_deref());
-        (delivered, throttled, reusable)
+            .map(|(i, _)| (*i, o.clone()))
+            .collect();
+        self.finish(item, outcomes, via);
     }
 
     /// Records outcomes with the scheduler and logs one event per
     /// recipient — in the background, so that the connection goes on to
     /// its next item without waiting for DSNs and spool updates (the disk
     /// may be busy with fsyncs of incoming mail). Shutdown waits for it.
-    fn finish(
-        self: &Arc<Self>,
-        item: WorkItem,
-        outcomes: Vec<(usize, Outcome)>,
-        next_hop: Option<&str>,
-        tls: Option<&str>,
-    ) {
+    fn finish(self: &Arc<Self>, item: WorkItem, outcomes: Vec<(usize, Outcome)>, via: Option<Via>) {
         let this = self.clone();
-        let next_hop = next_hop.map(str::to_string);
-        let tls = tls.map(str::to_string);
         let activity = self.lifecycle.activity();
         tokio::spawn(async move {
-            this.record(item, outcomes, next_hop.as_deref(), tls.as_deref())
-                .await;
+            this.record(item, outcomes, via.as_ref()).await;
             drop(activity);
         });
     }
 
-    async fn record(
-        &self,
-        item: WorkItem,
-        outcomes: Vec<(usize, Outcome)>,
-        next_hop: Option<&str>,
-        tls: Option<&str>,
-    ) {
+    async fn record(&self, item: WorkItem, outcomes: Vec<(usize, Outcome)>, via: Option<&Via>) {
+        let next_hop = via.map(|v| v.next_hop.as_str());
         let now = self.queue.now_ms();
         let item2 = item.clone();
         let applied = self
@@ -730,7 +820,8 @@ impl Dispatcher {
                 result,
                 reply,
                 next_hop,
-                tls,
+                tls: via.and_then(|v| v.tls.as_deref()),
+                tls_policy: via.map(|v| v.policy),
                 attempt: item2.attempts + 1,
                 queue_time_ms: now.saturating_sub(item2.queued_at_ms),
                 next_attempt_ms: next,

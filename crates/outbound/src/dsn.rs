@@ -142,7 +142,10 @@ pub fn build(
             rfc5322_date(now_secs)
         ));
     }
-    let headers_only = env.ret == Some(DsnRet::Hdrs) || message.len() > MAX_RETURNED;
+    // RFC 8689 §4.3: a notice about a REQUIRETLS message returns only its
+    // headers (and travels with REQUIRETLS itself, see notify).
+    let headers_only =
+        env.ret == Some(DsnRet::Hdrs) || env.require_tls || message.len() > MAX_RETURNED;
     let cte = |b: &[u8]| if b.is_ascii() { "7bit" } else { "8bit" };
     let returned = if headers_only {
         let head = &message[..headers::body_offset(message)];
@@ -212,7 +215,7 @@ impl Notifier for DsnNotifier {
                 envid: None,
                 smtputf8: env.smtputf8,
                 body: Default::default(),
-                require_tls: false,
+                require_tls: env.require_tls,
                 origin: Origin {
                     door: Door::Local,
                     name: "dsn".into(),

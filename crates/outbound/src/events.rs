@@ -32,6 +32,10 @@ pub struct DeliveryEvent<'a> {
     /// TLS protocol and cipher, if encrypted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<&'a str>,
+    /// The TLS policy the connection was made under (`requiretls`,
+    /// `verify`, `required`, `opportunistic`, `none`), if one was made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_policy: Option<&'a str>,
     /// Attempt number for this recipient.
     pub attempt: u32,
     /// Time since acceptance, ms.
@@ -69,6 +73,7 @@ impl Events {
             result = e.result,
             next_hop = e.next_hop.unwrap_or("-"),
             tls = e.tls.unwrap_or("-"),
+            tls_policy = e.tls_policy.unwrap_or("-"),
             attempt = e.attempt,
             queue_ms = e.queue_time_ms,
             reply = %e.reply,

@@ -81,6 +81,9 @@ struct SendRequest {
     attachments: Vec<Attachment>,
     #[serde(default)]
     priority: Option<Value>,
+    /// RFC 8689 REQUIRETLS: relay only over verified TLS, else bounce.
+    #[serde(default)]
+    require_tls: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +94,9 @@ struct RawRequest {
     content: String,
     #[serde(default)]
     priority: Option<Value>,
+    /// RFC 8689 REQUIRETLS: relay only over verified TLS, else bounce.
+    #[serde(default)]
+    require_tls: bool,
 }
 
 /// Reads the body, refusing one over the size limit with 413.
@@ -248,6 +254,7 @@ struct Prepared {
     smtputf8: bool,
     message: Vec<u8>,
     lane: LaneRequest,
+    require_tls: bool,
 }
 
 async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -258,6 +265,7 @@ async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<V
         smtputf8,
         message,
         lane,
+        require_tls,
     } = p;
     // the request is valid: now whether we can take it (draining, disk space)
     ctx.api.ingest.admit()?;
@@ -272,7 +280,7 @@ async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<V
         } else {
             laneway_common::envelope::BodyType::EightBitMime
         },
-        require_tls: false,
+        require_tls,
         origin: Origin {
             door: Door::Api,
             name: key.name.clone(),
@@ -461,6 +469,7 @@ pub async fn send(
         smtputf8: utf8 || rcpt_utf8,
         message,
         lane,
+        require_tls: req.require_tls,
     };
     submit(&ctx, &key, p).await
 }
@@ -586,6 +595,7 @@ pub async fn raw(
         smtputf8: utf8,
         message,
         lane,
+        require_tls: req.require_tls,
     };
     submit(&ctx, &key, p).await
 }

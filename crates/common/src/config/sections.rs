@@ -872,14 +872,6 @@ impl Config {
             }
         }
         self.validate_outbound(errors, warnings);
-        for d in &self.domains {
-            if d.require_tls {
-                errors.push(format!(
-                    "[[domain]] {:?}: require_tls is not supported by this version; refusing to start rather than send without the TLS you asked for",
-                    d.name
-                ));
-            }
-        }
         if let Some(api) = &self.api {
             let mut names = std::collections::HashSet::new();
             for k in &api.key {

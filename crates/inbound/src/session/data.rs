@@ -78,7 +78,7 @@ impl Session {
             envid: tx.params.envid.clone(),
             smtputf8: tx.params.smtputf8,
             body: tx.params.body,
-            require_tls: false,
+            require_tls: tx.params.require_tls,
             origin: Origin {
                 door: Door::Smtp,
                 name: self.conn.listener.clone(),

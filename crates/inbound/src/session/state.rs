@@ -62,6 +62,8 @@ pub struct MailParams {
     pub envid: Option<String>,
     /// `MT-PRIORITY=` mapped to a lane.
     pub mt_priority: Option<Priority>,
+    /// RFC 8689 `REQUIRETLS` (only accepted over TLS).
+    pub require_tls: bool,
 }
 
 /// One mail transaction, from MAIL to the end of data.

@@ -126,6 +126,10 @@ async fn full_transcript_queues_the_message() {
         assert!(ehlo.contains(cap), "{cap} missing: {ehlo}");
     }
     assert!(!ehlo.contains("STARTTLS") && !ehlo.contains("AUTH") && !ehlo.contains("MT-PRIORITY"));
+    // RFC 8689: REQUIRETLS is neither offered nor taken without TLS
+    assert!(!ehlo.contains("REQUIRETLS"), "{ehlo}");
+    h.cmd("MAIL FROM:<alice@example.com> REQUIRETLS", "530 5.7.10")
+        .await;
     h.cmd(
         "MAIL FROM:<alice@example.com> SIZE=100 RET=HDRS ENVID=abc",
         "250 2.1.0",

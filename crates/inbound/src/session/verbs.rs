@@ -135,6 +135,10 @@ impl Session {
         if self.conn.tls.is_some() && !settings.users.is_empty() {
             lines.push("AUTH PLAIN LOGIN".into());
         }
+        // RFC 8689 §4.1: only offered once the session is encrypted.
+        if self.conn.tls.is_some() {
+            lines.push("REQUIRETLS".into());
+        }
         if self.listener.trust_priority {
             lines.push("MT-PRIORITY MIXER".into());
         }
@@ -164,8 +168,16 @@ impl Session {
             self.reply(r);
             return fatal.then_some(Flow::Close);
         }
-        let unsupported =
-            MAIL_REQUIRETLS | MAIL_CONPERM | MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE;
+        let require_tls = from.flags & MAIL_REQUIRETLS != 0;
+        if require_tls && self.conn.tls.is_none() {
+            self.reply(Reply::new(
+                530,
+                (5, 7, 10),
+                "REQUIRETLS needs an encrypted session; use STARTTLS first",
+            ));
+            return None;
+        }
+        let unsupported = MAIL_CONPERM | MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE;
         if from.flags & unsupported != 0
             || from.trans_id.is_some()
             || from.solicit.is_some()
@@ -266,6 +278,7 @@ impl Session {
             },
             envid: from.env_id.clone(),
             mt_priority,
+            require_tls,
         };
         let sender = policy::requote(&from.address, &raw);
         self.reply(Reply::new(250, (2, 1, 0), format!("Sender <{sender}> Ok")));
