@@ -870,3 +870,147 @@ fn requiretls_leaves_only_over_verified_tls_and_bounces_5_7_10_otherwise() {
         assert!(!t.contains("confidential body"), "{t}");
     }
 }
+
+/// MTA-STS (RFC 8461, issue 8): policies fetched over HTTPS from a policy
+/// host with a certificate of the test CA. Enforce: only the named MX
+/// hosts, only over verified TLS, else deferred and nothing sent. Testing:
+/// delivered as usual (and logged). A new TXT id fetches the policy again.
+#[test]
+fn mta_sts_policies_are_enforced_tested_and_refreshed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let dns = TestDns::start();
+    let secure = sink(SinkConfig {
+        tls: Some(ca.server_config("mx.secure.test")),
+        ..Default::default()
+    });
+    let plain = sink_beside(&secure, "127.0.0.3", SinkConfig::default());
+    let untrusted = sink_beside(
+        &secure,
+        "127.0.0.4",
+        SinkConfig {
+            tls: Some(self_signed_server("mx.untrusted.test")),
+            ..Default::default()
+        },
+    );
+    dns.a("mx.secure.test", "127.0.0.1");
+    dns.a("mx.plain.test", "127.0.0.3");
+    dns.a("mx.untrusted.test", "127.0.0.4");
+    let policy = |mode: &str, mx: &str| {
+        format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
+    };
+    // (recipient domain, its MX host, policy mode, policy mx pattern)
+    let domains = [
+        (
+            "enforce-ok.test",
+            "mx.secure.test",
+            "enforce",
+            "*.secure.test",
+        ),
+        (
+            "enforce-bad.test",
+            "mx.plain.test",
+            "enforce",
+            "mx.secure.test",
+        ),
+        (
+            "enforce-untrusted.test",
+            "mx.untrusted.test",
+            "enforce",
+            "mx.untrusted.test",
+        ),
+        ("testing.test", "mx.plain.test", "testing", "mx.secure.test"),
+    ];
+    let mut servers = Vec::new();
+    let mut port = 0;
+    for (i, (domain, mx, mode, pattern)) in domains.iter().enumerate() {
+        dns.mx(domain, 10, mx);
+        dns.txt(&format!("_mta-sts.{domain}"), "v=STSv1; id=1;");
+        let ip = format!("127.0.0.{}", 10 + i);
+        dns.a(&format!("mta-sts.{domain}"), &ip);
+        let s = laneway_tests::https::HttpsServer::start(
+            format!("{ip}:{port}").parse().unwrap(),
+            ca.server_config(&format!("mta-sts.{domain}")),
+            200,
+            &policy(mode, pattern),
+        );
+        port = s.addr.port();
+        servers.push(s);
+    }
+    // a domain whose policy host answers 404 has no policy
+    dns.mx("nopolicy.test", 10, "mx.plain.test");
+    dns.txt("_mta-sts.nopolicy.test", "v=STSv1; id=1;");
+    dns.a("mta-sts.nopolicy.test", "127.0.0.20");
+    let missing = laneway_tests::https::HttpsServer::start(
+        format!("127.0.0.20:{port}").parse().unwrap(),
+        ca.server_config("mta-sts.nopolicy.test"),
+        404,
+        "not here",
+    );
+    let outbound = format!(
+        "ca_file = \"{}\"\nmta_sts_port = {port}\n",
+        ca.ca_file.display()
+    );
+    let d = Daemon::start(&relay_ob(&dns, secure.addr.port(), &outbound, ""));
+    for (domain, ..) in &domains {
+        submit(&d, "a@sender.test", &[&format!("x@{domain}")], 4, "sts\r\n");
+    }
+    submit(&d, "a@sender.test", &["x@nopolicy.test"], 4, "sts\r\n");
+
+    let ev = wait_events(&d, "MTA-STS outcomes", |e| {
+        let seen =
+            |rcpt: &str, result: &str| e.iter().any(|e| e["rcpt"] == rcpt && e["result"] == result);
+        seen("x@enforce-ok.test", "delivered")
+            && seen("x@testing.test", "delivered")
+            && seen("x@nopolicy.test", "delivered")
+            && seen("x@enforce-bad.test", "deferred")
+            && seen("x@enforce-untrusted.test", "deferred")
+    });
+    let first = |rcpt: &str| ev.iter().find(|e| e["rcpt"] == rcpt).unwrap().clone();
+    let ok = first("x@enforce-ok.test");
+    assert_eq!(ok["tls_policy"], "mta-sts", "{ok}");
+    assert!(ok["tls"].as_str().unwrap().starts_with("TLSv1."), "{ok}");
+    assert_eq!(secure.count(), 1);
+    assert!(secure.messages()[0].tls);
+    let bad = first("x@enforce-bad.test");
+    assert!(bad["reply"].as_str().unwrap().starts_with("4.7.5"), "{bad}");
+    let untrusted_ev = first("x@enforce-untrusted.test");
+    assert!(
+        untrusted_ev["reply"].as_str().unwrap().starts_with("4.7.5"),
+        "{untrusted_ev}"
+    );
+    assert_eq!(
+        untrusted.count(),
+        0,
+        "nothing to a host failing verification"
+    );
+    let testing = first("x@testing.test");
+    assert_eq!(testing["tls_policy"], "mta-sts-testing", "{testing}");
+    assert!(d.logs().iter().any(|l| l.contains("MTA-STS (testing)")));
+    let nopolicy = first("x@nopolicy.test");
+    assert_eq!(nopolicy["tls_policy"], "opportunistic", "{nopolicy}");
+    assert!(missing.hits() >= 1, "the policy host was asked");
+    // testing.test and nopolicy.test went to the plaintext host; the
+    // enforce-bad message did not
+    let plain_rcpts: Vec<String> = plain
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpts.clone())
+        .collect();
+    assert!(!plain_rcpts.contains(&"x@enforce-bad.test".to_string()));
+    assert!(plain_rcpts.contains(&"x@testing.test".to_string()));
+
+    // the policy of enforce-bad.test changes to mode none under a new id:
+    // fetched again, and the deferred message is delivered
+    let hits = servers[1].hits();
+    servers[1].set(200, "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n");
+    dns.remove("_mta-sts.enforce-bad.test");
+    dns.txt("_mta-sts.enforce-bad.test", "v=STSv1; id=2;");
+    assert!(
+        plain.wait_blocking(3, DEADLINE) >= 3,
+        "the deferred message arrives"
+    );
+    assert!(servers[1].hits() > hits, "fetched again for the new id");
+    // the unchanged policies were fetched once each
+    assert_eq!(servers[0].hits(), 1);
+}

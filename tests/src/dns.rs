@@ -89,6 +89,12 @@ impl TestDns {
         self.add(name, RData::TXT(TXT::new(parts)));
     }
 
+    /// Forgets every record of `name`.
+    pub fn remove(&self, name: &str) {
+        let k = key(name);
+        self.zone.lock().unwrap().records.retain(|(n, _)| *n != k);
+    }
+
     /// Every query for `name` gets SERVFAIL.
     pub fn servfail(&self, name: &str) {
         self.zone.lock().unwrap().servfail.insert(key(name));

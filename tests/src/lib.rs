@@ -5,6 +5,7 @@
 
 pub mod dns;
 pub mod http;
+pub mod https;
 pub mod smtp;
 pub mod tls;
 

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use crate::client::{self, Client, ClientError, Timeouts, Transaction};
 use crate::events::{DeliveryEvent, Events};
 use crate::lookup::{HopError, Lookup, NextHop};
+use crate::mta_sts::Mode;
 use crate::tls::TlsClients;
 
 /// An egress pool: the lanes it carries, where it connects from, its EHLO name.
@@ -52,6 +53,10 @@ pub struct Settings {
     pub destinations: Vec<Destination>,
     /// Limits of a site without a `[[destination]]`.
     pub default_limits: SiteLimits,
+    /// Honour MTA-STS policies.
+    pub mta_sts: bool,
+    /// Port of MTA-STS policy hosts.
+    pub mta_sts_port: u16,
 }
 
 impl Settings {
@@ -100,6 +105,8 @@ impl Settings {
                 rate: None,
                 messages_per_connection: o.messages_per_connection,
             },
+            mta_sts: o.mta_sts,
+            mta_sts_port: o.mta_sts_port,
         }
     }
 
@@ -189,6 +196,8 @@ impl Hooks for PlainSender {
 struct Hop {
     hop: NextHop,
     tls: OutboundTls,
+    /// A recipient-side policy in force (`mta-sts`, `mta-sts-testing`).
+    policy: Option<&'static str>,
 }
 
 /// The dispatcher.
@@ -204,6 +213,7 @@ pub struct Dispatcher {
     lifecycle: Lifecycle,
     resolving: Semaphore,
     source_turn: AtomicUsize,
+    sts: crate::mta_sts::Cache,
 }
 
 /// What a dispatcher is made of.
@@ -283,6 +293,7 @@ impl Dispatcher {
             lifecycle: p.lifecycle,
             resolving: Semaphore::new(64),
             source_turn: AtomicUsize::new(0),
+            sts: Default::default(),
         })
     }
 
@@ -329,11 +340,54 @@ impl Dispatcher {
         let lookup = self.lookup.load_full();
         match lookup.next_hop(&domain).await {
             Ok(mut hop) => {
-                let settings = self.settings.load();
-                let tls = hop
+                let settings = self.settings.load_full();
+                let mut tls = hop
                     .tls
                     .or_else(|| settings.destination(&domain).and_then(|d| d.tls))
                     .unwrap_or(settings.tls);
+                let mut policy = None;
+                if settings.mta_sts && hop.mx {
+                    match self.mta_sts(&domain, &lookup, &settings).await {
+                        Some(p) if p.mode == Mode::Enforce => {
+                            hop.hosts.retain(|h| p.matches(&h.name));
+                            if hop.hosts.is_empty() {
+                                tracing::warn!(domain = %domain, mx = ?p.mx, "MTA-STS (enforce): no MX host matches the policy; deferring");
+                                let o = Outcome::Deferred {
+                                    reply: format!(
+                                        "4.7.5 MTA-STS policy of {domain} (enforce, id {}) names none of its MX hosts",
+                                        p.id
+                                    ),
+                                };
+                                for item in self.queue.resolve_failed(&domain, false) {
+                                    self.finish_all(item, o.clone(), None);
+                                }
+                                return;
+                            }
+                            // only verified TLS to the named hosts; a site of
+                            // its own so no other domain's connection carries it
+                            tls = OutboundTls::Verify;
+                            hop.site = format!("{} mta-sts={}", hop.site, p.mx.join(",")).into();
+                            policy = Some("mta-sts");
+                        }
+                        Some(p) if p.mode == Mode::Testing => {
+                            let misfits: Vec<&str> = hop
+                                .hosts
+                                .iter()
+                                .filter(|h| !p.matches(&h.name))
+                                .map(|h| h.name.as_str())
+                                .collect();
+                            if !misfits.is_empty() {
+                                tracing::warn!(domain = %domain, hosts = ?misfits, mx = ?p.mx, "MTA-STS (testing): MX hosts outside the policy; delivering anyway");
+                            }
+                            // labelled (and later reported) for this policy
+                            // only: a site of its own here too
+                            hop.site =
+                                format!("{} mta-sts-testing={}", hop.site, p.mx.join(",")).into();
+                            policy = Some("mta-sts-testing");
+                        }
+                        _ => {}
+                    }
+                }
                 // Domains that share hosts but not a TLS policy must not
                 // share connections: a connection made for an opportunistic
                 // domain could otherwise carry mail that requires TLS.
@@ -349,7 +403,7 @@ impl Dispatcher {
                 self.hops
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(hop.site.clone(), Hop { hop, tls });
+                    .insert(hop.site.clone(), Hop { hop, tls, policy });
                 self.queue.resolved(&domain, info);
             }
             Err(e) => {
@@ -364,6 +418,24 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// The MTA-STS policy in force for `domain`, if any.
+    async fn mta_sts(
+        &self,
+        domain: &str,
+        lookup: &Lookup,
+        settings: &Settings,
+    ) -> Option<Arc<crate::mta_sts::Policy>> {
+        let txt = lookup.mta_sts_txt(domain).await;
+        let tls = self.tls.load().verified.clone();
+        let (port, timeout) = (settings.mta_sts_port, settings.timeouts.connect);
+        self.sts
+            .policy(domain, txt, |id| async move {
+                let (addrs, _) = lookup.addresses(&format!("mta-sts.{domain}"), port).await;
+                crate::mta_sts::fetch(domain, &id, &addrs, tls, timeout).await
+            })
+            .await
     }
 
     /// The next item for a connection; waits up to `idle` for one (or not at all).
@@ -502,7 +574,7 @@ impl Dispatcher {
         let policy = if requiretls {
             "requiretls"
         } else {
-            tls_name(mode)
+            hop.policy.unwrap_or(tls_name(mode))
         };
         for host in &hop.hop.hosts {
             for addr in &host.addrs {

@@ -1,13 +1,15 @@
 //! Laneway's outbound side: next-hop resolution ([`lookup`]), the SMTP
 //! client ([`client`]) with its TLS policy ([`tls`]), the dispatcher that
 //! turns the lane scheduler's decisions into connections ([`dispatch`]),
-//! delivery status notifications ([`dsn`]) and delivery events ([`events`]).
+//! delivery status notifications ([`dsn`]), delivery events ([`events`])
+//! and recipient domains' MTA-STS policies ([`mta_sts`]).
 
 pub mod client;
 pub mod dispatch;
 pub mod dsn;
 pub mod events;
 pub mod lookup;
+pub mod mta_sts;
 pub mod status;
 pub mod tls;
 

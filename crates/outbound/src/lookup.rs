@@ -54,6 +54,9 @@ pub struct NextHop {
     pub auth: Option<Arc<(String, String)>>,
     /// How long this answer holds.
     pub ttl: Duration,
+    /// It came from the domain's MX records (not a route): recipient-side
+    /// policies (MTA-STS) apply.
+    pub mx: bool,
 }
 
 /// Resolves recipient domains to next hops.
@@ -223,6 +226,7 @@ impl Lookup {
             tls: r.tls,
             auth,
             ttl: Duration::from_secs(3600),
+            mx: false,
         })
     }
 
@@ -318,13 +322,46 @@ impl Lookup {
             tls: None,
             auth: None,
             ttl: ttl.clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+            mx: true,
         })
+    }
+
+    /// The `_mta-sts.<domain>` TXT record (RFC 8461 §3.1). Several valid
+    /// records count as none.
+    pub async fn mta_sts_txt(&self, domain: &str) -> crate::mta_sts::Txt {
+        use crate::mta_sts::{Txt, txt_id};
+        let name = fqdn(&format!("_mta-sts.{domain}"));
+        match self.resolver.txt_lookup(name.as_str()).await {
+            Ok(l) => {
+                let ids: Vec<String> = l
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(t) => {
+                            let s: String = t
+                                .txt_data
+                                .iter()
+                                .map(|d| String::from_utf8_lossy(d))
+                                .collect();
+                            txt_id(&s)
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                match ids.as_slice() {
+                    [one] => Txt::Id(one.clone()),
+                    _ => Txt::Absent,
+                }
+            }
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Txt::Absent,
+            Err(_) => Txt::Failed,
+        }
     }
 
     /// The IPv4 then IPv6 addresses of `host`. A failure of one family does
     /// not stop the other; the error returned is set only for trouble that
     /// is not a definite "no such records".
-    async fn addresses(&self, host: &str, port: u16) -> (Vec<SocketAddr>, Option<HopError>) {
+    pub async fn addresses(&self, host: &str, port: u16) -> (Vec<SocketAddr>, Option<HopError>) {
         let name = fqdn(host);
         let (v4, v6) = tokio::join!(
             self.resolver.ipv4_lookup(name.as_str()),

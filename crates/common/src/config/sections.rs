@@ -440,6 +440,10 @@ pub struct Outbound {
     pub idle_timeout: Duration,
     /// Extra trust anchors (PEM) for verified TLS.
     pub ca_file: Option<PathBuf>,
+    /// Honour recipient domains' MTA-STS policies (RFC 8461). Default true.
+    pub mta_sts: bool,
+    /// Port of MTA-STS policy hosts. Default 443 (tests use another).
+    pub mta_sts_port: u16,
     /// `[[outbound.pool]]`: egress pools by lane.
     pub pool: Vec<Pool>,
 }
@@ -460,6 +464,8 @@ impl Default for Outbound {
             data_timeout: Duration::from_secs(600),
             idle_timeout: Duration::from_secs(2),
             ca_file: None,
+            mta_sts: true,
+            mta_sts_port: 443,
             pool: Vec::new(),
         }
     }
