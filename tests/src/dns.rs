@@ -9,13 +9,16 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TXT};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TLSA, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 #[derive(Default)]
 struct Zone {
     records: Vec<(String, RData)>,
     servfail: HashSet<String>,
+    /// Names answered with the AD bit, as a validating resolver does for
+    /// DNSSEC-secure data.
+    secure: HashSet<String>,
 }
 
 /// A test DNS server.
@@ -95,6 +98,25 @@ impl TestDns {
         self.zone.lock().unwrap().records.retain(|(n, _)| *n != k);
     }
 
+    /// A TLSA record (RFC 6698): usage, selector, matching type, data.
+    pub fn tlsa(&self, name: &str, usage: u8, selector: u8, matching: u8, data: &[u8]) {
+        self.add(
+            name,
+            RData::TLSA(TLSA::new(
+                usage.into(),
+                selector.into(),
+                matching.into(),
+                data.to_vec(),
+            )),
+        );
+    }
+
+    /// Answers for `name` carry the AD bit: this server then plays the
+    /// local validating resolver that vouches for DNSSEC-secure data.
+    pub fn secure(&self, name: &str) {
+        self.zone.lock().unwrap().secure.insert(key(name));
+    }
+
     /// Every query for `name` gets SERVFAIL.
     pub fn servfail(&self, name: &str) {
         self.zone.lock().unwrap().servfail.insert(key(name));
@@ -105,6 +127,7 @@ impl TestDns {
         let mut z = self.zone.lock().unwrap();
         z.records.clear();
         z.servfail.clear();
+        z.secure.clear();
     }
 
     /// `[dns]` lines for a configuration.
@@ -148,11 +171,13 @@ fn answer(query: &[u8], zone: &Mutex<Zone>) -> Option<Vec<u8>> {
                 | (RecordType::A, RData::A(_))
                 | (RecordType::AAAA, RData::AAAA(_))
                 | (RecordType::TXT, RData::TXT(_))
+                | (RecordType::TLSA, RData::TLSA(_))
         );
         if matches {
             resp.add_answer(Record::from_rdata(question.name().clone(), 1, d.clone()));
         }
     }
+    resp.metadata.authentic_data = z.secure.contains(&name);
     resp.to_vec().ok()
 }
 

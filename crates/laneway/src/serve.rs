@@ -347,12 +347,11 @@ fn queue_settings(c: &Config, outbound: &laneway_outbound::Settings) -> QueueSet
 /// The next-hop resolver of a configuration; `own` are our listeners' addresses.
 fn lookup(c: &Config, own: &[std::net::SocketAddr]) -> anyhow::Result<Lookup> {
     let resolver = laneway_outbound::lookup::resolver(&c.dns).map_err(anyhow::Error::msg)?;
-    Ok(Lookup::new(
-        resolver,
-        c.routes.clone(),
-        c.outbound.port,
-        own.to_vec(),
-    ))
+    let lookup = Lookup::new(resolver, c.routes.clone(), c.outbound.port, own.to_vec());
+    Ok(match c.dns.nameservers.first() {
+        Some(server) if c.dns.dnssec => lookup.with_dnssec(*server, c.dns.timeout),
+        _ => lookup,
+    })
 }
 
 impl crate::ingest::OnSpooled for Queue {

@@ -20,6 +20,7 @@ use laneway_spool::queue::{
 use tokio::sync::Semaphore;
 
 use crate::client::{self, Client, ClientError, Timeouts, Transaction};
+use crate::dane::HostDane;
 use crate::events::{DeliveryEvent, Events};
 use crate::lookup::{HopError, Lookup, NextHop};
 use crate::mta_sts::Mode;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub mta_sts: bool,
     /// Port of MTA-STS policy hosts.
     pub mta_sts_port: u16,
+    /// DANE for hosts with secure TLSA records.
+    pub dane: bool,
 }
 
 impl Settings {
@@ -107,6 +110,7 @@ impl Settings {
             },
             mta_sts: o.mta_sts,
             mta_sts_port: o.mta_sts_port,
+            dane: o.dane,
         }
     }
 
@@ -346,7 +350,25 @@ impl Dispatcher {
                     .or_else(|| settings.destination(&domain).and_then(|d| d.tls))
                     .unwrap_or(settings.tls);
                 let mut policy = None;
-                if settings.mta_sts && hop.mx {
+                // DANE first (RFC 8461 §2: it takes precedence over MTA-STS)
+                if settings.dane
+                    && hop.mx
+                    && let Some((server, timeout)) = lookup.dnssec()
+                    && crate::dane::mx_secure(server, &domain, timeout).await
+                {
+                    let port = lookup.port();
+                    for h in &mut hop.hosts {
+                        if let Some(d) = crate::dane::host(server, &h.name, port, timeout).await {
+                            tracing::debug!(domain = %domain, host = %h.name, dane = ?d, "DANE");
+                            h.dane = Some(Arc::new(d));
+                            policy = Some("dane");
+                        }
+                    }
+                    if policy.is_some() {
+                        hop.site = format!("{} dane", hop.site).into();
+                    }
+                }
+                if policy.is_none() && settings.mta_sts && hop.mx {
                     match self.mta_sts(&domain, &lookup, &settings).await {
                         Some(p) if p.mode == Mode::Enforce => {
                             hop.hosts.retain(|h| p.matches(&h.name));
@@ -571,12 +593,33 @@ impl Dispatcher {
         } else {
             hop.tls
         };
-        let policy = if requiretls {
-            "requiretls"
-        } else {
-            hop.policy.unwrap_or(tls_name(mode))
-        };
         for host in &hop.hop.hosts {
+            // DANE decides per host; the others keep the hop's policy
+            let (mode, dane_config, policy) = match host.dane.as_deref() {
+                Some(HostDane::Failed(e)) => {
+                    last = ClientError::Tls(format!(
+                        "{}: the TLSA lookup failed ({e}); not used without DANE",
+                        host.name
+                    ));
+                    continue;
+                }
+                Some(HostDane::Tlsa(records)) => {
+                    match crate::dane::client_config(records.clone()) {
+                        Ok(c) => (OutboundTls::Verify, Some(c), "dane"),
+                        Err(e) => {
+                            last = ClientError::Tls(e);
+                            continue;
+                        }
+                    }
+                }
+                Some(HostDane::EncryptOnly) => (OutboundTls::Required, None, "dane"),
+                None if requiretls => (mode, None, "requiretls"),
+                None => match hop.policy {
+                    Some(p) if p != "dane" => (mode, None, p),
+                    _ => (mode, None, tls_name(mode)),
+                },
+            };
+            let policy = if requiretls { "requiretls" } else { policy };
             for addr in &host.addrs {
                 let mut plain_only = mode == OutboundTls::None;
                 loop {
@@ -603,10 +646,10 @@ impl Dispatcher {
                         };
                     if !plain_only {
                         if c.caps.starttls {
-                            let config = if mode == OutboundTls::Verify {
-                                tls.verified.clone()
-                            } else {
-                                tls.any.clone()
+                            let config = match &dane_config {
+                                Some(c) => c.clone(),
+                                None if mode == OutboundTls::Verify => tls.verified.clone(),
+                                None => tls.any.clone(),
                             };
                             match c.starttls(config, &host.name, &pool.helo).await {
                                 Ok(t) => c = t,

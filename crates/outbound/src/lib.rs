@@ -5,6 +5,7 @@
 //! and recipient domains' MTA-STS policies ([`mta_sts`]).
 
 pub mod client;
+pub mod dane;
 pub mod dispatch;
 pub mod dsn;
 pub mod events;

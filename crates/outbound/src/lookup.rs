@@ -39,6 +39,8 @@ pub struct Host {
     pub name: String,
     /// Its addresses with the port, in the order to try them.
     pub addrs: Vec<SocketAddr>,
+    /// What DANE says about it, when DANE applies.
+    pub dane: Option<Arc<crate::dane::HostDane>>,
 }
 
 /// Where a domain's mail goes.
@@ -65,6 +67,8 @@ pub struct Lookup {
     routes: Vec<Route>,
     port: u16,
     own: Vec<SocketAddr>,
+    /// The validating resolver whose AD bit is trusted, and its timeout.
+    dnssec: Option<(SocketAddr, Duration)>,
 }
 
 /// Builds the DNS resolver: the `[dns] nameservers` if given, else the
@@ -154,7 +158,24 @@ impl Lookup {
             routes,
             port,
             own,
+            dnssec: None,
         }
+    }
+
+    /// Trusts the AD bit of `server` (`[dns] dnssec`).
+    pub fn with_dnssec(mut self, server: SocketAddr, timeout: Duration) -> Lookup {
+        self.dnssec = Some((server, timeout));
+        self
+    }
+
+    /// The validating resolver, if DNSSEC answers are trusted.
+    pub fn dnssec(&self) -> Option<(SocketAddr, Duration)> {
+        self.dnssec
+    }
+
+    /// `[outbound] port`.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Whether `addr` is one of our own listeners.
@@ -222,7 +243,11 @@ impl Lookup {
         };
         Ok(NextHop {
             site: site.into(),
-            hosts: vec![Host { name: host, addrs }],
+            hosts: vec![Host {
+                name: host,
+                addrs,
+                dane: None,
+            }],
             tls: r.tls,
             auth,
             ttl: Duration::from_secs(3600),
@@ -290,6 +315,7 @@ impl Lookup {
                     Host {
                         name: h.trim_end_matches('.').to_string(),
                         addrs,
+                        dane: None,
                     },
                 ));
             }

@@ -444,6 +444,9 @@ pub struct Outbound {
     pub mta_sts: bool,
     /// Port of MTA-STS policy hosts. Default 443 (tests use another).
     pub mta_sts_port: u16,
+    /// DANE (RFC 7672) for MX hosts with DNSSEC-secure TLSA records.
+    /// Needs `[dns] dnssec`. Default false.
+    pub dane: bool,
     /// `[[outbound.pool]]`: egress pools by lane.
     pub pool: Vec<Pool>,
 }
@@ -466,6 +469,7 @@ impl Default for Outbound {
             ca_file: None,
             mta_sts: true,
             mta_sts_port: 443,
+            dane: false,
             pool: Vec::new(),
         }
     }
@@ -555,6 +559,9 @@ pub struct Dns {
     pub timeout: Duration,
     /// Attempts per query. Default 2.
     pub attempts: usize,
+    /// Trust the AD bit of the first name server (a local validating
+    /// resolver) for DANE. Needs `nameservers`. Default false.
+    pub dnssec: bool,
 }
 
 impl Default for Dns {
@@ -563,6 +570,7 @@ impl Default for Dns {
             nameservers: Vec::new(),
             timeout: Duration::from_secs(5),
             attempts: 2,
+            dnssec: false,
         }
     }
 }
@@ -904,6 +912,18 @@ impl Config {
 
     fn validate_outbound(&mut self, errors: &mut Vec<String>, _warnings: &mut Vec<String>) {
         let o = &self.outbound;
+        if o.dane && !self.dns.dnssec {
+            errors.push(
+                "[outbound] dane = true needs [dns] dnssec = true (and a local validating resolver in [dns] nameservers)"
+                    .into(),
+            );
+        }
+        if self.dns.dnssec && self.dns.nameservers.is_empty() {
+            errors.push(
+                "[dns] dnssec = true needs [dns] nameservers: the local validating resolver whose AD bit Laneway trusts"
+                    .into(),
+            );
+        }
         if o.max_connections == 0 || o.connections_per_destination == 0 {
             errors.push(
                 "[outbound] max_connections and connections_per_destination must be at least 1"

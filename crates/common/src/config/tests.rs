@@ -110,3 +110,16 @@ fn relative_paths_resolve_against_the_config_directory() {
         .to_string();
     assert!(e.contains("/etc/laneway/c.pem"), "{e}");
 }
+
+#[test]
+fn dane_needs_a_trusted_validating_resolver() {
+    let text = load("[outbound]\ndane = true\n").unwrap_err().to_string();
+    assert!(text.contains("needs [dns] dnssec = true"), "{text}");
+    let text = load("[dns]\ndnssec = true\n").unwrap_err().to_string();
+    assert!(text.contains("needs [dns] nameservers"), "{text}");
+    let c =
+        load("[outbound]\ndane = true\n[dns]\ndnssec = true\nnameservers = [\"127.0.0.1:53\"]\n")
+            .unwrap();
+    let c = c.config;
+    assert!(c.outbound.dane && c.dns.dnssec && c.outbound.mta_sts);
+}
