@@ -451,7 +451,10 @@ impl Dispatcher {
     ) -> Option<Arc<crate::mta_sts::Policy>> {
         let txt = lookup.mta_sts_txt(domain).await;
         let tls = self.tls.load().verified.clone();
-        let (port, timeout) = (settings.mta_sts_port, settings.timeouts.connect);
+        let (port, timeout) = (
+            settings.mta_sts_port,
+            settings.timeouts.connect.min(crate::mta_sts::FETCH_TIMEOUT),
+        );
         self.sts
             .policy(domain, txt, |id| async move {
                 let (addrs, _) = lookup.addresses(&format!("mta-sts.{domain}"), port).await;

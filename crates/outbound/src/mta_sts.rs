@@ -22,6 +22,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const MAX_AGE_LIMIT: u64 = 31_557_600;
 /// A policy body larger than this is refused (real ones are a few hundred bytes).
 const MAX_BODY: u64 = 64 * 1024;
+/// After a failed fetch, no new attempt for the domain this long: a policy
+/// host that does not answer must not slow every resolution down.
+pub const RETRY_FETCH: Duration = Duration::from_secs(300);
+/// The longest a policy fetch may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The policy mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +152,8 @@ struct Cached {
 #[derive(Default)]
 pub struct Cache {
     entries: Mutex<HashMap<String, Cached>>,
+    /// Domains whose last fetch failed, and when.
+    failed: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for Cache {
@@ -178,6 +185,13 @@ impl Cache {
         {
             return cached;
         }
+        {
+            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            failed.retain(|_, at| now.duration_since(*at) < RETRY_FETCH);
+            if failed.contains_key(domain) {
+                return cached;
+            }
+        }
         match fetch(id).await {
             Ok(p) => {
                 let p = Arc::new(p);
@@ -196,6 +210,10 @@ impl Cache {
             }
             Err(e) => {
                 tracing::warn!(domain, error = %e, cached = cached.is_some(), "MTA-STS policy fetch failed");
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(domain.to_string(), now);
                 cached
             }
         }
@@ -383,5 +401,14 @@ mod tests {
                 .is_none()
         );
         assert!(cache.policy("e.test", Txt::Absent, fetch).await.is_none());
+        // and no new attempt right after a failure
+        let before = fetches.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            cache
+                .policy("e.test", Txt::Id("1".into()), fetch)
+                .await
+                .is_none()
+        );
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), before);
     }
 }
