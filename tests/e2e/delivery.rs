@@ -953,8 +953,19 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
         404,
         "not here",
     );
+    // TLS reports (RFC 8460) for the two enforce domains and the testing
+    // one go to a report mailbox
+    let reports = sink_beside(&secure, "127.0.0.30", SinkConfig::default());
+    dns.mx("reports.test", 10, "mx.reports.test");
+    dns.a("mx.reports.test", "127.0.0.30");
+    for domain in ["enforce-bad.test", "enforce-ok.test", "testing.test"] {
+        dns.txt(
+            &format!("_smtp._tls.{domain}"),
+            "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test",
+        );
+    }
     let outbound = format!(
-        "ca_file = \"{}\"\nmta_sts_port = {port}\n",
+        "ca_file = \"{}\"\nmta_sts_port = {port}\ntls_reports = true\ntls_report_interval = \"1s\"\n",
         ca.ca_file.display()
     );
     let d = Daemon::start(&relay_ob(&dns, secure.addr.port(), &outbound, ""));
@@ -1019,6 +1030,81 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
     assert!(servers[1].hits() > hits, "fetched again for the new id");
     // the unchanged policies were fetched once each
     assert_eq!(servers[0].hits(), 1);
+
+    // the TLS reports: gzipped RFC 8460 JSON, one per policy domain
+    let report_for = |domain: &str| -> Option<serde_json::Value> {
+        reports.messages().iter().map(text).find_map(|t| {
+            if !t.contains(&format!("TLS-Report-Domain: {domain}")) {
+                return None;
+            }
+            assert!(t.contains("report-type=\"tlsrpt\""), "{t}");
+            let part = t.split("Content-Type: application/tlsrpt+gzip").nth(1)?;
+            let b64: String = part
+                .split("\r\n\r\n")
+                .nth(1)?
+                .lines()
+                .take_while(|l| !l.starts_with("--") && !l.is_empty())
+                .collect();
+            use base64::Engine;
+            let gz = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64");
+            let mut json = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json)
+                .expect("gzip");
+            Some(serde_json::from_str(&json).expect("JSON"))
+        })
+    };
+    eventually("TLS reports for the three policy domains", || {
+        ["enforce-bad.test", "enforce-ok.test", "testing.test"]
+            .iter()
+            .all(|d| report_for(d).is_some())
+    });
+    let bad = report_for("enforce-bad.test").unwrap();
+    let p = &bad["policies"][0];
+    assert_eq!(p["policy"]["policy-type"], "sts", "{bad}");
+    assert_eq!(p["policy"]["policy-domain"], "enforce-bad.test");
+    assert_eq!(p["policy"]["mx-host"][0], "mx.secure.test");
+    assert!(
+        p["summary"]["total-failure-session-count"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{bad}"
+    );
+    assert_eq!(
+        p["failure-details"][0]["result-type"], "validation-failure",
+        "{bad}"
+    );
+    assert_eq!(
+        p["failure-details"][0]["receiving-mx-hostname"],
+        "mx.plain.test"
+    );
+    for key in ["organization-name", "contact-info", "report-id"] {
+        assert!(bad[key].is_string(), "{key}: {bad}");
+    }
+    assert!(
+        bad["date-range"]["start-datetime"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let ok = report_for("enforce-ok.test").unwrap();
+    assert!(
+        ok["policies"][0]["summary"]["total-successful-session-count"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{ok}"
+    );
+    let testing = report_for("testing.test").unwrap();
+    assert!(
+        testing["policies"][0]["summary"]["total-failure-session-count"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "testing mode reports the host outside its policy: {testing}"
+    );
 }
 
 /// DANE (RFC 7672, issue 8). The test DNS server plays the local

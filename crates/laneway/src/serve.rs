@@ -201,6 +201,23 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         lifecycle: lifecycle.clone(),
     });
     let delivering = tokio::spawn(dispatcher.clone().run());
+    if config.outbound.tls_reports {
+        let hostname = config.server.hostname.clone();
+        let from = config
+            .outbound
+            .tls_report_from
+            .clone()
+            .unwrap_or_else(|| format!("postmaster@{hostname}"));
+        tokio::spawn(dispatcher.clone().tls_reports(
+            ingest.clone(),
+            laneway_outbound::ReportSettings {
+                interval: config.outbound.tls_report_interval,
+                hostname,
+                from,
+                lane: laneway_common::Priority::new(1).expect("lane 1"),
+            },
+        ));
+    }
 
     let admin = Arc::new(crate::admin::QueueAdmin::new(
         queue.clone(),

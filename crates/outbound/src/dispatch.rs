@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use laneway_common::config::{Config, Destination, OutboundTls};
-use laneway_common::{Envelope, LaneSet, Lifecycle, MessageId, Priority, metrics};
+use laneway_common::envelope::{Door, Origin, Recipient};
+use laneway_common::{
+    Envelope, Ingest, LaneRequest, LaneSet, Lifecycle, MessageId, Priority, Submission, metrics,
+};
 use laneway_spool::queue::{
     ConnGrant, ConnReport, Notifier, Outcome, Queue, SiteInfo, SiteLimits, Take, WorkItem,
 };
@@ -25,6 +28,7 @@ use crate::events::{DeliveryEvent, Events};
 use crate::lookup::{HopError, Lookup, NextHop};
 use crate::mta_sts::Mode;
 use crate::tls::TlsClients;
+use crate::tlsrpt::PolicyRef;
 
 /// An egress pool: the lanes it carries, where it connects from, its EHLO name.
 #[derive(Debug, Clone)]
@@ -200,8 +204,10 @@ impl Hooks for PlainSender {
 struct Hop {
     hop: NextHop,
     tls: OutboundTls,
-    /// A recipient-side policy in force (`mta-sts`, `mta-sts-testing`).
+    /// A recipient-side policy in force (`dane`, `mta-sts`, `mta-sts-testing`).
     policy: Option<&'static str>,
+    /// The policy domain and policy that TLS reports count against.
+    report: Option<(String, Arc<PolicyRef>)>,
 }
 
 /// The dispatcher.
@@ -218,6 +224,7 @@ pub struct Dispatcher {
     resolving: Semaphore,
     source_turn: AtomicUsize,
     sts: crate::mta_sts::Cache,
+    reports: crate::tlsrpt::Reports,
 }
 
 /// What a dispatcher is made of.
@@ -238,6 +245,19 @@ pub struct Parts {
     pub events: Arc<Events>,
     /// Shutdown and activity tracking.
     pub lifecycle: Lifecycle,
+}
+
+/// How TLS reports are sent.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// The reporting period.
+    pub interval: Duration,
+    /// The organisation and submitter: our host name.
+    pub hostname: String,
+    /// Sender and contact address.
+    pub from: String,
+    /// The lane reports travel in.
+    pub lane: Priority,
 }
 
 /// A connection that is open and ready for transactions.
@@ -298,6 +318,7 @@ impl Dispatcher {
             resolving: Semaphore::new(64),
             source_turn: AtomicUsize::new(0),
             sts: Default::default(),
+            reports: crate::tlsrpt::Reports::new(laneway_common::envelope::now_ms() / 1000),
         })
     }
 
@@ -350,6 +371,7 @@ impl Dispatcher {
                     .or_else(|| settings.destination(&domain).and_then(|d| d.tls))
                     .unwrap_or(settings.tls);
                 let mut policy = None;
+                let mut report: Option<Arc<PolicyRef>> = None;
                 // DANE first (RFC 8461 §2: it takes precedence over MTA-STS)
                 if settings.dane
                     && hop.mx
@@ -365,12 +387,58 @@ impl Dispatcher {
                         }
                     }
                     if policy.is_some() {
-                        hop.site = format!("{} dane", hop.site).into();
+                        hop.site = format!("{} dane={domain}", hop.site).into();
+                        let strings = hop
+                            .hosts
+                            .iter()
+                            .filter_map(|h| match h.dane.as_deref() {
+                                Some(HostDane::Tlsa(r)) => Some(r),
+                                _ => None,
+                            })
+                            .flatten()
+                            .map(|t| {
+                                let hex: String =
+                                    t.data.iter().map(|b| format!("{b:02x}")).collect();
+                                format!("{} {} {} {hex}", t.usage, t.selector, t.matching)
+                            })
+                            .collect();
+                        report = Some(Arc::new(PolicyRef {
+                            kind: "tlsa",
+                            strings,
+                            mx: Vec::new(),
+                        }));
                     }
                 }
                 if policy.is_none() && settings.mta_sts && hop.mx {
-                    match self.mta_sts(&domain, &lookup, &settings).await {
+                    let found = self.mta_sts(&domain, &lookup, &settings).await;
+                    let sts_ref = found.as_ref().map(|p| {
+                        let mode = if p.mode == Mode::Enforce {
+                            "enforce"
+                        } else {
+                            "testing"
+                        };
+                        let mut strings =
+                            vec!["version: STSv1".to_string(), format!("mode: {mode}")];
+                        strings.extend(p.mx.iter().map(|m| format!("mx: {m}")));
+                        strings.push(format!("max_age: {}", p.max_age.as_secs()));
+                        Arc::new(PolicyRef {
+                            kind: "sts",
+                            strings,
+                            mx: p.mx.clone(),
+                        })
+                    });
+                    match found {
                         Some(p) if p.mode == Mode::Enforce => {
+                            let r = sts_ref.clone().expect("a policy");
+                            for h in hop.hosts.iter().filter(|h| !p.matches(&h.name)) {
+                                self.reports.failure(
+                                    &domain,
+                                    &r,
+                                    "validation-failure",
+                                    &h.name,
+                                    None,
+                                );
+                            }
                             hop.hosts.retain(|h| p.matches(&h.name));
                             if hop.hosts.is_empty() {
                                 tracing::warn!(domain = %domain, mx = ?p.mx, "MTA-STS (enforce): no MX host matches the policy; deferring");
@@ -388,8 +456,9 @@ impl Dispatcher {
                             // only verified TLS to the named hosts; a site of
                             // its own so no other domain's connection carries it
                             tls = OutboundTls::Verify;
-                            hop.site = format!("{} mta-sts={}", hop.site, p.mx.join(",")).into();
+                            hop.site = format!("{} mta-sts={domain}", hop.site).into();
                             policy = Some("mta-sts");
+                            report = sts_ref;
                         }
                         Some(p) if p.mode == Mode::Testing => {
                             let misfits: Vec<&str> = hop
@@ -401,11 +470,16 @@ impl Dispatcher {
                             if !misfits.is_empty() {
                                 tracing::warn!(domain = %domain, hosts = ?misfits, mx = ?p.mx, "MTA-STS (testing): MX hosts outside the policy; delivering anyway");
                             }
+                            let r = sts_ref.clone().expect("a policy");
+                            for h in misfits {
+                                self.reports
+                                    .failure(&domain, &r, "validation-failure", h, None);
+                            }
                             // labelled (and later reported) for this policy
                             // only: a site of its own here too
-                            hop.site =
-                                format!("{} mta-sts-testing={}", hop.site, p.mx.join(",")).into();
+                            hop.site = format!("{} mta-sts-testing={domain}", hop.site).into();
                             policy = Some("mta-sts-testing");
+                            report = sts_ref;
                         }
                         _ => {}
                     }
@@ -422,10 +496,15 @@ impl Dispatcher {
                     ttl_ms: hop.ttl.as_millis() as u64,
                 };
                 tracing::debug!(domain = %domain, site = %hop.site, hosts = hop.hosts.len(), "resolved");
-                self.hops
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(hop.site.clone(), Hop { hop, tls, policy });
+                self.hops.lock().unwrap_or_else(|e| e.into_inner()).insert(
+                    hop.site.clone(),
+                    Hop {
+                        hop,
+                        tls,
+                        policy,
+                        report: report.map(|r| (domain.to_string(), r)),
+                    },
+                );
                 self.queue.resolved(&domain, info);
             }
             Err(e) => {
@@ -437,6 +516,73 @@ impl Dispatcher {
                 };
                 for item in self.queue.resolve_failed(&domain, permanent) {
                     self.finish_all(item, outcome.clone(), None);
+                }
+            }
+        }
+    }
+
+    /// Counts a failed session for the TLS report of the hop's policy domain.
+    fn report_failure(&self, hop: &Hop, e: &ClientError, mx: &str, ip: Option<IpAddr>) {
+        if let Some((domain, r)) = &hop.report {
+            let result = crate::tlsrpt::result_type(&e.to_string());
+            self.reports.failure(domain, r, result, mx, ip);
+        }
+    }
+
+    /// Sends the TLS reports of each period (RFC 8460) until shutdown.
+    pub async fn tls_reports(self: Arc<Self>, ingest: Arc<dyn Ingest>, r: ReportSettings) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(r.interval) => {}
+                _ = self.lifecycle.shutdown_requested() => return,
+            }
+            let now = laneway_common::envelope::now_ms() / 1000;
+            let (start, domains) = self.reports.take(now);
+            for d in domains {
+                let lookup = self.lookup.load_full();
+                let Some(to) = lookup.tlsrpt_rua(&d.domain).await else {
+                    continue;
+                };
+                if to.is_empty() {
+                    tracing::info!(domain = %d.domain, "TLS report not sent: only https destinations, which are not supported");
+                    continue;
+                }
+                let id = format!("{start}.{}.{}", d.domain, rand::random::<u32>());
+                let contact = format!("mailto:{}", r.from);
+                let v = crate::tlsrpt::json(&r.hostname, &contact, &id, start, now, &d);
+                let Some(message) =
+                    crate::tlsrpt::message(&r.hostname, &r.from, &to, &v, (start, now), now as i64)
+                else {
+                    continue;
+                };
+                let envelope = Envelope {
+                    sender: r.from.clone(),
+                    recipients: to.iter().cloned().map(Recipient::new).collect(),
+                    ret: None,
+                    envid: None,
+                    smtputf8: false,
+                    body: Default::default(),
+                    require_tls: false,
+                    origin: Origin {
+                        door: Door::Local,
+                        name: "tls-report".into(),
+                        ..Origin::local()
+                    },
+                    queued_at_ms: 0,
+                    bounce_domain: None,
+                };
+                let sub = Submission {
+                    envelope,
+                    message,
+                    lane: LaneRequest::fixed(r.lane),
+                };
+                match ingest.submit(sub).await {
+                    Ok(acc) => {
+                        tracing::info!(domain = %d.domain, id = %acc.id, to = ?to, "TLS report queued")
+                    }
+                    Err(e) => {
+                        tracing::warn!(domain = %d.domain, error = %e, "cannot queue the TLS report")
+                    }
                 }
             }
         }
@@ -604,6 +750,7 @@ impl Dispatcher {
                         "{}: the TLSA lookup failed ({e}); not used without DANE",
                         host.name
                     ));
+                    self.report_failure(hop, &last, &host.name, None);
                     continue;
                 }
                 Some(HostDane::Tlsa(records)) => {
@@ -657,23 +804,29 @@ impl Dispatcher {
                             match c.starttls(config, &host.name, &pool.helo).await {
                                 Ok(t) => c = t,
                                 Err(e) if mode == OutboundTls::Opportunistic => {
+                                    self.report_failure(hop, &e, &host.name, Some(addr.ip()));
                                     tracing::info!(host = %host.name, addr = %addr, error = %e, "TLS failed; retrying in plaintext (opportunistic)");
                                     plain_only = true;
                                     continue;
                                 }
                                 Err(e) => {
                                     other_failure |= !matches!(e, ClientError::Tls(_));
+                                    self.report_failure(hop, &e, &host.name, Some(addr.ip()));
                                     last = e;
                                     break;
                                 }
                             }
-                        } else if matches!(mode, OutboundTls::Verify | OutboundTls::Required) {
-                            last = ClientError::TlsUnavailable(format!(
+                        } else {
+                            let e = ClientError::TlsUnavailable(format!(
                                 "{} does not offer STARTTLS; TLS is required",
                                 host.name
                             ));
-                            c.quit().await;
-                            break;
+                            self.report_failure(hop, &e, &host.name, Some(addr.ip()));
+                            if matches!(mode, OutboundTls::Verify | OutboundTls::Required) {
+                                last = e;
+                                c.quit().await;
+                                break;
+                            }
                         }
                     }
                     if requiretls && !c.caps.requiretls {
@@ -705,6 +858,11 @@ impl Dispatcher {
                         ::metrics::counter!(metrics::TLS, "direction" => "out").increment(1);
                     }
                     ::metrics::counter!(metrics::TLS_POLICY, "policy" => policy).increment(1);
+                    if let Some((domain, r)) = &hop.report
+                        && c.tls.is_some()
+                    {
+                        self.reports.success(domain, r);
+                    }
                     return Ok(Open {
                         client: c,
                         desc,

@@ -13,8 +13,9 @@ pub mod lookup;
 pub mod mta_sts;
 pub mod status;
 pub mod tls;
+pub mod tlsrpt;
 
-pub use dispatch::{Dispatcher, Hooks, Parts, PlainSender, Settings};
+pub use dispatch::{Dispatcher, Hooks, Parts, PlainSender, ReportSettings, Settings};
 pub use dsn::DsnNotifier;
 pub use events::Events;
 pub use lookup::Lookup;

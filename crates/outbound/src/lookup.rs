@@ -384,6 +384,24 @@ impl Lookup {
         }
     }
 
+    /// The `mailto:` addresses of `_smtp._tls.<domain>` (RFC 8460 §3), if
+    /// the domain asks for TLS reports.
+    pub async fn tlsrpt_rua(&self, domain: &str) -> Option<Vec<String>> {
+        let name = fqdn(&format!("_smtp._tls.{domain}"));
+        let l = self.resolver.txt_lookup(name.as_str()).await.ok()?;
+        l.answers().iter().find_map(|r| match &r.data {
+            RData::TXT(t) => {
+                let s: String = t
+                    .txt_data
+                    .iter()
+                    .map(|d| String::from_utf8_lossy(d))
+                    .collect();
+                crate::tlsrpt::rua(&s)
+            }
+            _ => None,
+        })
+    }
+
     /// The IPv4 then IPv6 addresses of `host`. A failure of one family does
     /// not stop the other; the error returned is set only for trouble that
     /// is not a definite "no such records".

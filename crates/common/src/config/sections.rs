@@ -447,6 +447,13 @@ pub struct Outbound {
     /// DANE (RFC 7672) for MX hosts with DNSSEC-secure TLSA records.
     /// Needs `[dns] dnssec`. Default false.
     pub dane: bool,
+    /// Send TLS reports (RFC 8460) to domains that ask for them. Default false.
+    pub tls_reports: bool,
+    /// The reporting period. Default `"24h"`.
+    #[serde(deserialize_with = "units::duration")]
+    pub tls_report_interval: Duration,
+    /// Sender and contact of the reports. Default `postmaster@<hostname>`.
+    pub tls_report_from: Option<String>,
     /// `[[outbound.pool]]`: egress pools by lane.
     pub pool: Vec<Pool>,
 }
@@ -470,6 +477,9 @@ impl Default for Outbound {
             mta_sts: true,
             mta_sts_port: 443,
             dane: false,
+            tls_reports: false,
+            tls_report_interval: Duration::from_secs(86400),
+            tls_report_from: None,
             pool: Vec::new(),
         }
     }
