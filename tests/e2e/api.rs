@@ -461,12 +461,12 @@ fn metrics_follow_the_mail() {
         );
     }
     assert_eq!(sink.wait_blocking(3, DEADLINE), 3);
-    eventually("delivery counted", || {
-        metric(
-            &scrape(),
-            "laneway_recipients_delivered_total",
-            "lane=\"9\"",
-        ) >= 2.0
+    // outcomes are recorded just after the sink's reply: wait for all of them
+    eventually("deliveries counted", || {
+        let a = scrape();
+        metric(&a, "laneway_recipients_delivered_total", "lane=\"9\"") >= 2.0
+            && metric(&a, "laneway_delivery_latency_seconds_count", "lane=\"0\"") >= 1.0
+            && a.contains("laneway_queue_messages{lane=\"9\"} 0")
     });
     let after = scrape();
     assert_eq!(

@@ -203,6 +203,10 @@ pub struct Envelope {
     /// RFC 8689 `REQUIRETLS` was given.
     #[serde(default)]
     pub require_tls: bool,
+    /// RFC 8689 §5 `TLS-Required: No` from a trusted submitter: recipient
+    /// policies (DANE, MTA-STS) may be ignored if they would stop delivery.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls_optional: bool,
     /// How the message arrived.
     pub origin: Origin,
     /// Acceptance time, milliseconds since the Unix epoch.

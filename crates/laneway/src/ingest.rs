@@ -192,6 +192,16 @@ impl Ingest for Ingestor {
                     return Ok(Accepted { id, lane, dropped });
                 }
             }
+            // RFC 8689 §5: a trusted sender may let this message ignore
+            // recipient TLS policies; REQUIRETLS wins over the header
+            if envelope.origin.trusted
+                && !envelope.require_tls
+                && headers::fields(&message)
+                    .iter()
+                    .any(|f| f.is("TLS-Required") && f.text().trim().eq_ignore_ascii_case("no"))
+            {
+                envelope.tls_optional = true;
+            }
             let now = now_ms();
             envelope.queued_at_ms = now;
             let received = received_field(&self.hostname, id, &envelope, (now / 1000) as i64);
@@ -282,6 +292,7 @@ mod tests {
             smtputf8: false,
             body: Default::default(),
             require_tls: false,
+            tls_optional: false,
             origin: Origin {
                 helo: Some("client.test".into()),
                 peer: Some("192.0.2.1".parse().unwrap()),

@@ -208,6 +208,12 @@ struct Hop {
     policy: Option<&'static str>,
     /// The policy domain and policy that TLS reports count against.
     report: Option<(String, Arc<PolicyRef>)>,
+    /// Under DANE or MTA-STS: the domain's MX hosts with no recipient
+    /// policy, for messages marked `TLS-Required: No` (RFC 8689 §5) that
+    /// the policy would stop.
+    fallback: Option<(NextHop, OutboundTls)>,
+    /// Why no host is left (MTA-STS names none of the MX hosts).
+    none_left: Option<String>,
 }
 
 /// The dispatcher.
@@ -372,6 +378,8 @@ impl Dispatcher {
                     .unwrap_or(settings.tls);
                 let mut policy = None;
                 let mut report: Option<Arc<PolicyRef>> = None;
+                let mut none_left = None;
+                let unfiltered = (hop.clone(), tls);
                 // DANE first (RFC 8461 §2: it takes precedence over MTA-STS)
                 if settings.dane
                     && hop.mx
@@ -442,16 +450,10 @@ impl Dispatcher {
                             hop.hosts.retain(|h| p.matches(&h.name));
                             if hop.hosts.is_empty() {
                                 tracing::warn!(domain = %domain, mx = ?p.mx, "MTA-STS (enforce): no MX host matches the policy; deferring");
-                                let o = Outcome::Deferred {
-                                    reply: format!(
-                                        "4.7.5 MTA-STS policy of {domain} (enforce, id {}) names none of its MX hosts",
-                                        p.id
-                                    ),
-                                };
-                                for item in self.queue.resolve_failed(&domain, false) {
-                                    self.finish_all(item, o.clone(), None);
-                                }
-                                return;
+                                none_left = Some(format!(
+                                    "MTA-STS policy of {domain} (enforce, id {}) names none of its MX hosts",
+                                    p.id
+                                ));
                             }
                             // only verified TLS to the named hosts; a site of
                             // its own so no other domain's connection carries it
@@ -503,6 +505,8 @@ impl Dispatcher {
                         tls,
                         policy,
                         report: report.map(|r| (domain.to_string(), r)),
+                        fallback: matches!(policy, Some("dane" | "mta-sts")).then_some(unfiltered),
+                        none_left,
                     },
                 );
                 self.queue.resolved(&domain, info);
@@ -519,6 +523,17 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Whether the item's message said `TLS-Required: No` (read from the
+    /// spool; only on the path where a recipient policy stopped delivery).
+    async fn tls_optional(&self, item: &WorkItem) -> bool {
+        let store = self.queue.store().clone();
+        let (id, lane) = (item.id, item.lane);
+        matches!(
+            tokio::task::spawn_blocking(move || store.get(id, lane)).await,
+            Ok(Ok(s)) if s.envelope.tls_optional
+        )
     }
 
     /// Counts a failed session for the TLS report of the hop's policy domain.
@@ -563,6 +578,7 @@ impl Dispatcher {
                     smtputf8: false,
                     body: Default::default(),
                     require_tls: false,
+                    tls_optional: false,
                     origin: Origin {
                         door: Door::Local,
                         name: "tls-report".into(),
@@ -665,6 +681,36 @@ impl Dispatcher {
             .unwrap_or_else(|| settings.pools[0].clone());
         let mut open = match self.open(&hop, &pool, &settings, false).await {
             Ok(o) => o,
+            Err(e) if hop.fallback.is_some() && self.tls_optional(&item).await => {
+                // RFC 8689 §5: the sender said TLS-Required: No; the
+                // recipient's policy may be ignored for this message
+                report.connect_failed = !e.connected;
+                let (fb, tls) = hop.fallback.clone().expect("checked");
+                tracing::info!(id = %item.id, site = %grant.site, error = %e.error, "TLS-Required: No; delivering without the recipient's TLS policy");
+                let fb = Hop {
+                    hop: fb,
+                    tls,
+                    policy: Some("tls-required-no"),
+                    report: None,
+                    fallback: None,
+                    none_left: None,
+                };
+                match self.open(&fb, &pool, &settings, false).await {
+                    Ok(mut o) => {
+                        let res = self.deliver(&mut o, item, &fb, &pool, &settings).await;
+                        report.delivered += res.0;
+                        o.client.quit().await;
+                    }
+                    Err(e) => {
+                        let o = Outcome::Deferred {
+                            reply: e.error.to_string(),
+                        };
+                        self.finish_all(item, o, None);
+                    }
+                }
+                self.release(grant, report).await;
+                return;
+            }
             Err(e) => {
                 report.connect_failed = !e.connected;
                 let o = Outcome::Deferred {
@@ -732,8 +778,10 @@ impl Dispatcher {
         settings: &Settings,
         requiretls: bool,
     ) -> Result<Open, OpenError> {
-        let mut last =
-            ClientError::Connect(format!("no address to connect to for {}", hop.hop.site));
+        let mut last = match &hop.none_left {
+            Some(why) => ClientError::Tls(why.clone()),
+            None => ClientError::Connect(format!("no address to connect to for {}", hop.hop.site)),
+        };
         let mut connected = false;
         let mut other_failure = false;
         let tls = self.tls.load_full();

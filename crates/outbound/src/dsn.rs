@@ -216,6 +216,7 @@ impl Notifier for DsnNotifier {
                 smtputf8: env.smtputf8,
                 body: Default::default(),
                 require_tls: env.require_tls,
+                tls_optional: false,
                 origin: Origin {
                     door: Door::Local,
                     name: "dsn".into(),
@@ -271,6 +272,7 @@ mod tests {
             smtputf8: false,
             body: Default::default(),
             require_tls: false,
+            tls_optional: false,
             origin: Origin::local(),
             queued_at_ms: 0,
             bounce_domain: None,

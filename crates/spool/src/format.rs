@@ -150,6 +150,7 @@ pub(crate) mod tests {
             smtputf8: false,
             body: Default::default(),
             require_tls: false,
+            tls_optional: false,
             origin: Origin::local(),
             queued_at_ms: 1,
             bounce_domain: None,

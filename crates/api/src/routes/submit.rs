@@ -281,6 +281,7 @@ async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<V
             laneway_common::envelope::BodyType::EightBitMime
         },
         require_tls,
+        tls_optional: false,
         origin: Origin {
             door: Door::Api,
             name: key.name.clone(),

@@ -79,6 +79,7 @@ impl Session {
             smtputf8: tx.params.smtputf8,
             body: tx.params.body,
             require_tls: tx.params.require_tls,
+            tls_optional: false,
             origin: Origin {
                 door: Door::Smtp,
                 name: self.conn.listener.clone(),

@@ -74,6 +74,7 @@ impl Fixture {
             smtputf8: false,
             body: Default::default(),
             require_tls: false,
+            tls_optional: false,
             origin: Origin::local(),
             queued_at_ms: self.clock.now_ms(),
             bounce_domain: None,
