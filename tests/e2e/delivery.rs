@@ -940,6 +940,12 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
             "mx.untrusted.test",
         ),
         ("testing.test", "mx.plain.test", "testing", "mx.secure.test"),
+        (
+            "testing-untrusted.test",
+            "mx.untrusted.test",
+            "testing",
+            "mx.untrusted.test",
+        ),
     ];
     let mut servers = Vec::new();
     let mut port = 0;
@@ -972,7 +978,12 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
     let reports = sink_beside(&secure, "127.0.0.30", SinkConfig::default());
     dns.mx("reports.test", 10, "mx.reports.test");
     dns.a("mx.reports.test", "127.0.0.30");
-    for domain in ["enforce-bad.test", "enforce-ok.test", "testing.test"] {
+    for domain in [
+        "enforce-bad.test",
+        "enforce-ok.test",
+        "testing.test",
+        "testing-untrusted.test",
+    ] {
         dns.txt(
             &format!("_smtp._tls.{domain}"),
             "v=TLSRPTv1; rua=mailto:tlsrpt@reports.test",
@@ -993,6 +1004,7 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
             |rcpt: &str, result: &str| e.iter().any(|e| e["rcpt"] == rcpt && e["result"] == result);
         seen("x@enforce-ok.test", "delivered")
             && seen("x@testing.test", "delivered")
+            && seen("x@testing-untrusted.test", "delivered")
             && seen("x@nopolicy.test", "delivered")
             && seen("x@enforce-bad.test", "deferred")
             && seen("x@enforce-untrusted.test", "deferred")
@@ -1010,14 +1022,24 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
         untrusted_ev["reply"].as_str().unwrap().starts_with("4.7.5"),
         "{untrusted_ev}"
     );
+    let to_untrusted: Vec<Vec<String>> = untrusted
+        .messages()
+        .iter()
+        .map(|m| m.rcpts.clone())
+        .collect();
     assert_eq!(
-        untrusted.count(),
-        0,
-        "nothing to a host failing verification"
+        to_untrusted,
+        vec![vec!["x@testing-untrusted.test".to_string()]],
+        "only the testing-mode message reached the host failing verification"
     );
     let testing = first("x@testing.test");
     assert_eq!(testing["tls_policy"], "mta-sts-testing", "{testing}");
     assert!(d.logs().iter().any(|l| l.contains("MTA-STS (testing)")));
+    // testing mode with a certificate the policy would refuse: delivered
+    // (without the check), the failure reported below
+    let e = first("x@testing-untrusted.test");
+    assert_eq!(e["result"], "delivered", "{e}");
+    assert_eq!(e["tls_policy"], "mta-sts-testing", "{e}");
     let nopolicy = first("x@nopolicy.test");
     assert_eq!(nopolicy["tls_policy"], "opportunistic", "{nopolicy}");
     assert!(missing.hits() >= 1, "the policy host was asked");
@@ -1118,6 +1140,14 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
             .unwrap()
             >= 1,
         "testing mode reports the host outside its policy: {testing}"
+    );
+    eventually("the testing-mode certificate failure reported", || {
+        report_for("testing-untrusted.test").is_some()
+    });
+    let cert = report_for("testing-untrusted.test").unwrap();
+    assert_eq!(
+        cert["policies"][0]["failure-details"][0]["result-type"], "certificate-not-trusted",
+        "{cert}"
     );
 }
 
