@@ -118,6 +118,20 @@ pub fn from_address(msg: &[u8]) -> Option<String> {
     (!addr.is_empty()).then(|| addr.to_string())
 }
 
+/// (year, month 1–12, day 1–31) of a day count since 1970-01-01
+/// (Howard Hinnant's civil-from-days).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
 /// An RFC 5322 §3.3 date-time in UTC, e.g. `Fri, 27 Nov 2026 20:58:30 +0000`.
 pub fn rfc5322_date(unix_secs: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
@@ -127,16 +141,7 @@ pub fn rfc5322_date(unix_secs: i64) -> String {
     let days = unix_secs.div_euclid(86400);
     let secs = unix_secs.rem_euclid(86400);
     let weekday = DAYS[days.rem_euclid(7) as usize];
-    // civil-from-days (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     format!(
         "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} +0000",
         MONTHS[(month - 1) as usize],

@@ -359,21 +359,7 @@ impl Lookup {
         let name = fqdn(&format!("_mta-sts.{domain}"));
         match self.resolver.txt_lookup(name.as_str()).await {
             Ok(l) => {
-                let ids: Vec<String> = l
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::TXT(t) => {
-                            let s: String = t
-                                .txt_data
-                                .iter()
-                                .map(|d| String::from_utf8_lossy(d))
-                                .collect();
-                            txt_id(&s)
-                        }
-                        _ => None,
-                    })
-                    .collect();
+                let ids: Vec<String> = txt_records(&l).filter_map(|s| txt_id(&s)).collect();
                 match ids.as_slice() {
                     [one] => Txt::Id(one.clone()),
                     _ => Txt::Absent,
@@ -389,17 +375,7 @@ impl Lookup {
     pub async fn tlsrpt_rua(&self, domain: &str) -> Option<Vec<String>> {
         let name = fqdn(&format!("_smtp._tls.{domain}"));
         let l = self.resolver.txt_lookup(name.as_str()).await.ok()?;
-        l.answers().iter().find_map(|r| match &r.data {
-            RData::TXT(t) => {
-                let s: String = t
-                    .txt_data
-                    .iter()
-                    .map(|d| String::from_utf8_lossy(d))
-                    .collect();
-                crate::tlsrpt::rua(&s)
-            }
-            _ => None,
-        })
+        txt_records(&l).find_map(|s| crate::tlsrpt::rua(&s))
     }
 
     /// The IPv4 then IPv6 addresses of `host`. A failure of one family does
@@ -426,6 +402,19 @@ impl Lookup {
         }
         (addrs, err)
     }
+}
+
+/// Each TXT record of an answer, its strings joined.
+fn txt_records(l: &hickory_resolver::lookup::Lookup) -> impl Iterator<Item = String> + '_ {
+    l.answers().iter().filter_map(|r| match &r.data {
+        RData::TXT(t) => Some(
+            t.txt_data
+                .iter()
+                .map(|d| String::from_utf8_lossy(d))
+                .collect(),
+        ),
+        _ => None,
+    })
 }
 
 fn transient(name: &str, kind: &str, e: &NetError) -> HopError {
