@@ -217,6 +217,35 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// An envelope with these addresses and origin and nothing else: no
+    /// DSN parameters, 7-bit body, no REQUIRETLS, no bounce domain;
+    /// ingest sets `queued_at_ms`.
+    pub fn new(sender: impl Into<String>, recipients: Vec<Recipient>, origin: Origin) -> Envelope {
+        Envelope {
+            sender: sender.into(),
+            recipients,
+            ret: None,
+            envid: None,
+            smtputf8: false,
+            body: BodyType::SevenBit,
+            require_tls: false,
+            tls_optional: false,
+            origin,
+            queued_at_ms: 0,
+            bounce_domain: None,
+        }
+    }
+
+    /// The envelope of mail Laneway writes itself (a DSN, a TLS report):
+    /// door `local`, origin named `what`.
+    pub fn local(sender: impl Into<String>, recipients: Vec<Recipient>, what: &str) -> Envelope {
+        let origin = Origin {
+            name: what.into(),
+            ..Origin::local()
+        };
+        Envelope::new(sender, recipients, origin)
+    }
+
     /// Whether the sender is the null reverse path (a DSN or other bounce).
     pub fn is_null_sender(&self) -> bool {
         self.sender.is_empty()

@@ -8,6 +8,8 @@
 
 pub mod admin;
 pub mod config;
+pub mod delivery;
+pub mod domain;
 pub mod envelope;
 pub mod headers;
 pub mod id;
@@ -18,6 +20,7 @@ pub mod priority;
 pub mod reply;
 
 pub use config::Config;
+pub use delivery::{Disposition, Outcome, Stage, Status};
 pub use envelope::{Envelope, Origin, Recipient};
 pub use id::MessageId;
 pub use ingest::{Accepted, Ingest, LaneRequest, RecipientVerdict, Submission};

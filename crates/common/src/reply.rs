@@ -3,9 +3,13 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// An SMTP reply: a three-digit code, an RFC 3463 enhanced status code and
-/// one or more lines of text.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// one or more lines of text. Serialized as `{"code": 550, "status":
+/// "5.1.1", "lines": ["…"]}` (the status absent when there is none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "WireReply", try_from = "WireReply")]
 pub struct Reply {
     /// The basic reply code, e.g. 250.
     pub code: u16,
@@ -73,6 +77,39 @@ impl Reply {
             out.push_str("\r\n");
         }
         out
+    }
+}
+
+/// The serialized form of a [`Reply`].
+#[derive(Serialize, Deserialize)]
+struct WireReply {
+    code: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<crate::delivery::Status>,
+    lines: Vec<String>,
+}
+
+impl From<Reply> for WireReply {
+    fn from(r: Reply) -> WireReply {
+        WireReply {
+            code: r.code,
+            status: r.esc.map(|(c, s, d)| crate::delivery::Status::new(c, s, d)),
+            lines: r.lines,
+        }
+    }
+}
+
+impl TryFrom<WireReply> for Reply {
+    type Error = String;
+    fn try_from(w: WireReply) -> Result<Reply, String> {
+        if !(200..600).contains(&w.code) {
+            return Err(format!("reply code {} out of range", w.code));
+        }
+        Ok(Reply {
+            code: w.code,
+            esc: w.status.map(|s| (s.class, s.subject, s.detail)),
+            lines: w.lines,
+        })
     }
 }
 
