@@ -1,11 +1,13 @@
 //! Laneway's spool: the fsync-durable, sharded on-disk store with one
 //! directory tree per priority lane ([`store`]), its file format
-//! ([`format`]), per-message delivery state ([`state`]).
+//! ([`format`]), per-message delivery state ([`state`]) and the journal
+//! that records delivery outcomes with group commit ([`journal`]).
 //!
 //! Once [`DiskStore::put`] returns, the message is on disk (file and
 //! directory entry fsynced); only then does a front door say `250`/`202`.
 
 pub mod format;
+pub mod journal;
 pub mod queue;
 pub mod state;
 pub mod store;

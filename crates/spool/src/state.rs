@@ -2,6 +2,7 @@
 //! the retry schedule. Kept apart from the immutable data file and replaced
 //! atomically (temp → fsync → rename → fsync directory).
 
+use laneway_common::delivery::{Outcome, Stage, Status};
 use serde::{Deserialize, Serialize};
 
 /// Where one recipient stands.
@@ -26,18 +27,55 @@ impl RcptStatus {
 
 /// The state of one recipient.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(from = "StoredRcpt")]
 pub struct RcptState {
     /// Where it stands.
     pub status: RcptStatus,
     /// Delivery attempts made for it.
     #[serde(default)]
     pub attempts: u32,
-    /// The last reply (remote or local) about it.
+    /// The result of its last attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_reply: Option<String>,
+    pub last: Option<Outcome>,
     /// When it is next due, ms since the Unix epoch (0: now).
     #[serde(default)]
     pub next_attempt_ms: u64,
+}
+
+/// A recipient's state as stored, including the text-only `last_reply`
+/// of spools written before results were typed.
+#[derive(Deserialize)]
+struct StoredRcpt {
+    #[serde(default)]
+    status: RcptStatus,
+    #[serde(default)]
+    attempts: u32,
+    #[serde(default)]
+    last: Option<Outcome>,
+    #[serde(default)]
+    last_reply: Option<String>,
+    #[serde(default)]
+    next_attempt_ms: u64,
+}
+
+impl From<StoredRcpt> for RcptState {
+    fn from(s: StoredRcpt) -> RcptState {
+        let last = s.last.or_else(|| {
+            s.last_reply.map(|text| {
+                Outcome::transient(
+                    Stage::Local,
+                    Status::new(4, 0, 0),
+                    format!("(from an older spool) {text}"),
+                )
+            })
+        });
+        RcptState {
+            status: s.status,
+            attempts: s.attempts,
+            last,
+            next_attempt_ms: s.next_attempt_ms,
+        }
+    }
 }
 
 /// The mutable state of a message.
@@ -68,5 +106,22 @@ impl MessageState {
     /// Whether every recipient is final (the message can leave the spool).
     pub fn is_done(&self) -> bool {
         self.recipients.iter().all(|r| r.status.is_final())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_files_of_older_spools_are_read() {
+        let old = r#"{"attempts":2,"next_attempt_ms":5,"recipients":[{"status":"pending","attempts":2,"last_reply":"451 4.3.0 later","next_attempt_ms":5}]}"#;
+        let st: MessageState = serde_json::from_str(old).unwrap();
+        let last = st.recipients[0].last.as_ref().unwrap();
+        assert!(last.is_transient());
+        assert!(last.to_string().contains("451 4.3.0 later"), "{last}");
+        let again: MessageState =
+            serde_json::from_slice(&serde_json::to_vec(&st).unwrap()).unwrap();
+        assert_eq!(again, st);
     }
 }

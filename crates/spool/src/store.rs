@@ -19,11 +19,13 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use laneway_common::{Envelope, MessageId, Priority};
 
 use crate::format;
+use crate::journal::{Commit, Journal, Layout, Record};
 use crate::state::MessageState;
 
 /// Errors opening the spool.
@@ -77,6 +79,9 @@ pub struct RecoveryReport {
     pub quarantined: Vec<(PathBuf, String)>,
     /// State files without a message, removed.
     pub orphans_removed: usize,
+    /// Journal records replayed (outcomes recorded since the last
+    /// checkpoint before a crash).
+    pub journal_replayed: usize,
 }
 
 /// A spooled message read back for delivery.
@@ -107,9 +112,8 @@ pub struct LaneCounts {
 /// The fsync-durable on-disk spool.
 #[derive(Debug)]
 pub struct DiskStore {
-    root: PathBuf,
-    shards: u32,
-    tmp_seq: AtomicU64,
+    layout: Arc<Layout>,
+    journal: Journal,
     _lock: File,
 }
 
@@ -161,19 +165,14 @@ impl DiskStore {
         lock.set_len(0).map_err(at(&lock_path))?;
         writeln!(lock, "{}", std::process::id()).map_err(at(&lock_path))?;
 
-        let store = DiskStore {
-            root: root.to_path_buf(),
-            shards: shards.max(1),
-            tmp_seq: AtomicU64::new(0),
-            _lock: lock,
-        };
+        let layout = Arc::new(Layout::new(root, shards));
         for d in ["tmp", "quarantine"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(at(&p))?;
         }
         for lane in Priority::all() {
-            for shard in 0..store.shards {
-                let p = store.shard_dir(lane, shard);
+            for shard in 0..layout.shards {
+                let p = layout.shard_dir(lane, shard);
                 fs::create_dir_all(&p).map_err(at(&p))?;
             }
         }
@@ -186,41 +185,46 @@ impl DiskStore {
             }
         }
         fsync_dir(root).map_err(at(root))?;
+        // outcomes recorded since the last checkpoint, before the listing
+        let (journal, replayed) =
+            Journal::open(layout.clone()).map_err(at(&root.join("journal")))?;
+        report.journal_replayed = replayed;
+        let store = DiskStore {
+            layout,
+            journal,
+            _lock: lock,
+        };
         Ok((store, report))
+    }
+
+    /// Records outcomes in the journal (group commit); the returned
+    /// [`Commit`] resolves once they are durable. Never blocks: call it
+    /// under the lock that orders a message's changes.
+    pub fn record(&self, records: Vec<Record>) -> Commit {
+        self.journal.append(records)
+    }
+
+    /// Ends the journal with a final checkpoint (on shutdown, after the
+    /// drain): the next start has nothing to replay.
+    pub fn close(&self) {
+        self.journal.close();
     }
 
     /// The spool's root directory.
     pub fn root(&self) -> &Path {
-        &self.root
-    }
-
-    fn shard_of(&self, id: MessageId) -> u32 {
-        // Fibonacci hashing spreads ids whose low bits are a counter.
-        let h = id.as_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-        (h % self.shards as u64) as u32
-    }
-
-    fn shard_dir(&self, lane: Priority, shard: u32) -> PathBuf {
-        let name = if self.shards <= 256 {
-            format!("{shard:02x}")
-        } else {
-            format!("{shard:03x}")
-        };
-        self.root.join("lanes").join(lane.to_string()).join(name)
+        &self.layout.root
     }
 
     fn data_path(&self, lane: Priority, id: MessageId) -> PathBuf {
-        self.shard_dir(lane, self.shard_of(id)).join(id.to_string())
+        self.layout.data_path(lane, id)
     }
 
     fn state_path(&self, lane: Priority, id: MessageId) -> PathBuf {
-        self.shard_dir(lane, self.shard_of(id))
-            .join(format!("{id}.st"))
+        self.layout.state_path(lane, id)
     }
 
     fn tmp_path(&self, id: MessageId) -> PathBuf {
-        let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        self.root.join("tmp").join(format!("{id}.{n}.tmp"))
+        self.layout.tmp_path(id)
     }
 
     /// Writes `bytes` to `dest` durably: temp file, fsync, rename, fsync dir.
@@ -270,46 +274,50 @@ impl DiskStore {
         })
     }
 
-    /// Removes a message that is done. Not fsynced: after a power loss a
-    /// delivered message may come back and be delivered again (the one
-    /// duplicate RFC 5321 §6.1 tolerates), never lost.
+    /// Removes a message at once, outside the journal (offline tools and
+    /// tests; the daemon records a [`Record::Remove`] instead).
     pub fn remove(&self, id: MessageId, lane: Priority) -> io::Result<()> {
-        fs::remove_file(self.data_path(lane, id))?;
-        match fs::remove_file(self.state_path(lane, id)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        self.layout.remove(id, lane)
     }
 
-    /// Moves a message to another lane: state file first, then the data, so
-    /// that a crash in between leaves a state file recovery re-attaches.
-    pub fn relane(&self, id: MessageId, from: Priority, to: Priority) -> io::Result<()> {
-        if from == to {
-            return Ok(());
-        }
-        let (st_from, st_to) = (self.state_path(from, id), self.state_path(to, id));
-        match fs::rename(&st_from, &st_to) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        fs::rename(self.data_path(from, id), self.data_path(to, id))?;
-        fsync_dir(st_to.parent().expect("parent"))?;
-        fsync_dir(st_from.parent().expect("parent"))
+    /// Moves a message to another lane, in order with the journal's
+    /// records: state file first, then the data, so that a crash in
+    /// between leaves a state file recovery re-attaches.
+    pub fn relane(&self, id: MessageId, from: Priority, to: Priority) -> Commit {
+        self.journal.run(Box::new(move |l: &Layout| {
+            if from == to {
+                return Ok(());
+            }
+            let (st_from, st_to) = (l.state_path(from, id), l.state_path(to, id));
+            match fs::rename(&st_from, &st_to) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            fs::rename(l.data_path(from, id), l.data_path(to, id))?;
+            fsync_dir(st_to.parent().expect("parent"))?;
+            fsync_dir(st_from.parent().expect("parent"))
+        }))
     }
 
     /// Moves a message's files to `quarantine/` (e.g. a checksum failure
-    /// found at delivery time).
-    pub fn quarantine(&self, id: MessageId, lane: Priority) -> io::Result<PathBuf> {
-        let q = self.root.join("quarantine");
-        let dest = q.join(id.to_string());
-        fs::rename(self.data_path(lane, id), &dest)?;
-        let _ = fs::rename(self.state_path(lane, id), q.join(format!("{id}.st")));
-        Ok(dest)
+    /// found at delivery time), in order with the journal's records.
+    pub fn quarantine(&self, id: MessageId, lane: Priority) -> Commit {
+        self.journal.run(Box::new(move |l: &Layout| {
+            let q = l.root.join("quarantine");
+            fs::rename(l.data_path(lane, id), q.join(id.to_string()))?;
+            let _ = fs::rename(l.state_path(lane, id), q.join(format!("{id}.st")));
+            fsync_dir(&q)
+        }))
+    }
+
+    /// Where a quarantined message's data file is.
+    pub fn quarantined_path(&self, id: MessageId) -> PathBuf {
+        self.layout.root.join("quarantine").join(id.to_string())
     }
 
     /// Bytes available to Laneway on the spool's file system.
     pub fn free_bytes(&self) -> io::Result<u64> {
-        free_bytes(&self.root)
+        free_bytes(&self.layout.root)
     }
 
     /// Reads every message in the spool, handing each to `on_message`;
@@ -337,7 +345,7 @@ impl DiskStore {
         let mut found: Vec<Job> = Vec::new();
         let mut states: HashMap<MessageId, u32> = HashMap::new();
         for lane in Priority::all_desc() {
-            let lane_dir = self.root.join("lanes").join(lane.to_string());
+            let lane_dir = self.layout.root.join("lanes").join(lane.to_string());
             for shard in fs::read_dir(&lane_dir)? {
                 let shard = shard?;
                 if !shard.file_type()?.is_dir() {
@@ -537,7 +545,7 @@ impl DiskStore {
                 })))
             })(),
             Err(e) => (|| {
-                let q = self.root.join("quarantine");
+                let q = self.layout.root.join("quarantine");
                 let dest = q.join(id.to_string());
                 fs::rename(path, &dest)?;
                 if let Some(sp) = state_path {
@@ -630,7 +638,7 @@ mod tests {
             assert_eq!(c.total, 2);
             assert_eq!(c.lanes["0"], 1);
             assert_eq!(c.lanes["9"], 1);
-            s.relane(a, lane(0), lane(7)).unwrap();
+            s.relane(a, lane(0), lane(7)).wait().unwrap();
         }
         let (s, rec, report) = DiskStore::open(dir.path(), 4).unwrap();
         assert!(report.quarantined.is_empty());

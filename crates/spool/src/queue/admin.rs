@@ -12,6 +12,9 @@ use laneway_common::admin::{
 use laneway_common::{MessageId, Priority};
 
 use super::site::Health;
+use laneway_common::delivery::{Outcome, Stage, Status};
+use laneway_common::domain::DomainPattern;
+
 use super::{DsnAction, Entry, Notice, Notifier, Queue, Ticket, schedule_domains};
 use crate::state::RcptStatus;
 
@@ -187,7 +190,7 @@ impl Queue {
                     }
                     .to_string(),
                     attempts: r.attempts,
-                    last_reply: r.last_reply.as_deref().map(str::to_string),
+                    last_reply: r.last.as_deref().map(Outcome::to_string),
                     next_attempt: (!r.status.is_final() && r.next_ms > 0)
                         .then(|| rfc3339(r.next_ms)),
                 })
@@ -208,7 +211,7 @@ impl Queue {
                         .rcpts
                         .iter()
                         .rev()
-                        .find_map(|r| r.last_reply.as_deref().map(str::to_string)),
+                        .find_map(|r| r.last.as_deref().map(Outcome::to_string)),
                     envelope: serde_json::Value::Null,
                 },
             )
@@ -236,7 +239,7 @@ impl Queue {
             let e = st.entries.get_mut(&id).ok_or(AdminError::NotFound(id))?;
             e.deleted = true;
             e.tickets.clear();
-            let pending: Vec<(usize, String)> = e
+            let pending: Vec<(usize, Outcome)> = e
                 .rcpts
                 .iter()
                 .enumerate()
@@ -244,11 +247,15 @@ impl Queue {
                 .map(|(i, _)| {
                     (
                         i,
-                        "5.0.0 Message deleted from the queue by the administrator".to_string(),
+                        Outcome::permanent(
+                            Stage::Local,
+                            Status::new(5, 0, 0),
+                            "Message deleted from the queue by the administrator",
+                        ),
                     )
                 })
                 .collect();
-            let busy = e.rcpts.iter().any(|r| r.busy) || e.persisting;
+            let busy = e.rcpts.iter().any(|r| r.busy);
             let lane = e.lane;
             for s in st.sites.values_mut() {
                 for set in s.lanes.iter_mut() {
@@ -280,7 +287,7 @@ impl Queue {
         }
         tracing::info!(id = %id, lane = %lane, "deleted by the administrator");
         if !busy {
-            self.persist(id).await;
+            self.persist(id, &[]).await;
         }
         Ok(())
     }
@@ -345,20 +352,21 @@ impl Queue {
         ids.len()
     }
 
-    /// Moves a message to another lane: its files on disk and its place in
-    /// the scheduler. Refused while the message is being delivered.
+    /// Moves a message to another lane: its files on disk (in order with
+    /// the journal's records) and its place in the scheduler. Refused
+    /// while the message is being delivered or moved.
     pub async fn set_lane(&self, id: MessageId, lane: Priority) -> Result<(), AdminError> {
-        let (old, ready) = {
+        let (old, ready, moved) = {
             let mut st = self.lock();
             let e = st.entries.get_mut(&id).ok_or(AdminError::NotFound(id))?;
-            if e.rcpts.iter().any(|r| r.busy) || e.persisting {
+            if e.rcpts.iter().any(|r| r.busy) || e.moving {
                 return Err(AdminError::Busy(id));
             }
             let old = e.lane;
             if old == lane {
                 return Ok(());
             }
-            e.persisting = true;
+            e.moving = true;
             let ready: Vec<Arc<str>> = e
                 .tickets
                 .iter()
@@ -371,22 +379,18 @@ impl Queue {
                     s.lanes[old.index()].remove(&(id, d.clone()));
                 }
             }
-            (old, ready)
+            (old, ready, self.store.relane(id, old, lane))
         };
-        let store = self.store.clone();
-        let moved = tokio::task::spawn_blocking(move || store.relane(id, old, lane))
-            .await
-            .map_err(|e| AdminError::Io(e.to_string()))
-            .and_then(|r| r.map_err(|e| AdminError::Io(e.to_string())));
+        let moved = moved.await.map_err(|e| AdminError::Io(e.to_string()));
         let now_lane = if moved.is_ok() { lane } else { old };
-        let again = {
+        let deleted = {
             let mut st = self.lock();
-            let mut again = false;
+            let mut deleted = false;
             if let Some(e) = st.entries.get_mut(&id) {
                 e.lane = now_lane;
-                e.persisting = false;
-                // a delete (or state change) that came in meanwhile waited for us
-                again = e.deleted || e.dirty;
+                e.moving = false;
+                // a delete that came in meanwhile waited for us
+                deleted = e.deleted;
             }
             for d in &ready {
                 let site = st.domains.get(d).and_then(|x| x.site.clone());
@@ -394,10 +398,10 @@ impl Queue {
                     s.lanes[now_lane.index()].insert((id, d.clone()));
                 }
             }
-            again
+            deleted
         };
-        if again {
-            self.persist(id).await;
+        if deleted {
+            self.persist(id, &[]).await;
         }
         self.changed.notify_one();
         if moved.is_ok() {
@@ -406,31 +410,49 @@ impl Queue {
         moved
     }
 
-    /// Stops deliveries to the site of `domain` (and remembers the domain,
-    /// should it resolve later).
-    pub fn suspend(&self, domain: &str) {
-        self.set_suspended(domain, true);
+    /// Stops deliveries to the sites of the domains `pattern` matches (a
+    /// domain, `.example.com` or `*`; see [`DomainPattern`]), including
+    /// domains that resolve later.
+    pub fn suspend(&self, pattern: &str) {
+        self.set_suspended(pattern, true);
     }
 
-    /// Resumes deliveries to the site of `domain`.
-    pub fn resume(&self, domain: &str) {
-        self.set_suspended(domain, false);
+    /// Takes back a [`Queue::suspend`] of the same pattern.
+    pub fn resume(&self, pattern: &str) {
+        self.set_suspended(pattern, false);
     }
 
-    fn set_suspended(&self, domain: &str, on: bool) {
-        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    fn set_suspended(&self, pattern: &str, on: bool) {
+        let p = DomainPattern::parse(pattern).unwrap_or_else(|_| {
+            DomainPattern::Exact(pattern.trim_end_matches('.').to_ascii_lowercase())
+        });
+        let key = p.to_string();
         let mut st = self.lock();
         if on {
-            st.suspended.insert(domain.clone());
+            st.suspended.insert(key.clone());
         } else {
-            st.suspended.remove(&domain);
+            st.suspended.remove(&key);
         }
-        let site = st.domains.get(domain.as_str()).and_then(|d| d.site.clone());
-        if let Some(s) = site.and_then(|k| st.sites.get_mut(&k)) {
-            s.suspended = on;
+        // a site is held while any of its domains is matched by a held pattern
+        let held: Vec<DomainPattern> = st
+            .suspended
+            .iter()
+            .filter_map(|s| DomainPattern::parse(s).ok())
+            .collect();
+        let mut sites: std::collections::HashMap<Arc<str>, bool> = std::collections::HashMap::new();
+        for (name, d) in &st.domains {
+            if let Some(site) = &d.site {
+                let hit = held.iter().any(|p| p.matches(name));
+                *sites.entry(site.clone()).or_default() |= hit;
+            }
+        }
+        for (site, hit) in sites {
+            if let Some(s) = st.sites.get_mut(&site) {
+                s.suspended = hit;
+            }
         }
         drop(st);
-        tracing::info!(domain = %domain, suspended = on, "destination {}", if on { "suspended" } else { "resumed" });
+        tracing::info!(destination = %key, suspended = on, "destination {}", if on { "suspended" } else { "resumed" });
         self.changed.notify_one();
         self.work.notify_waiters();
     }

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use laneway_common::config::Queue as QueueConfig;
 use laneway_common::ingest::BoxFuture;
-use laneway_common::{Envelope, LaneSet, MessageId, Priority};
+use laneway_common::{Disposition, Envelope, LaneSet, MessageId, Priority};
 use smallvec::SmallVec;
 use tokio::sync::Notify;
 
@@ -32,6 +32,9 @@ pub use retry::{expiry_ms, next_attempt_ms};
 pub use site::{ConnGrant, ConnReport, Health, SiteLimits};
 use site::{GrantState, Site};
 
+pub use laneway_common::delivery::Outcome;
+
+use crate::journal::{Delta, Record};
 use crate::state::{MessageState, RcptState, RcptStatus};
 use crate::store::{DiskStore, Spooled};
 
@@ -58,29 +61,6 @@ impl Clock for SystemClock {
     fn jitter(&self) -> f64 {
         rand::random::<f64>()
     }
-}
-
-/// The outcome of one recipient's delivery attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Accepted by the next hop. `dsn_passed`: the hop took the DSN
-    /// request (it advertised DSN), so a SUCCESS notice is its job.
-    Delivered {
-        /// The remote reply.
-        reply: String,
-        /// Whether NOTIFY/ORCPT were passed on.
-        dsn_passed: bool,
-    },
-    /// Try again later.
-    Deferred {
-        /// Why.
-        reply: String,
-    },
-    /// Failed permanently.
-    Failed {
-        /// Why.
-        reply: String,
-    },
 }
 
 /// What [`Queue::complete`] recorded for one recipient.
@@ -129,9 +109,9 @@ pub struct Notice {
     pub lane: Priority,
     /// What happened.
     pub action: DsnAction,
-    /// The recipients concerned (index into the envelope) with the reply
-    /// or reason for each.
-    pub recipients: Vec<(usize, String)>,
+    /// The recipients concerned (index into the envelope) with the result
+    /// that is reported for each.
+    pub recipients: Vec<(usize, Outcome)>,
 }
 
 /// Generates DSNs (implemented by crates/outbound, which submits them back
@@ -236,7 +216,7 @@ struct RcptMem {
     domain: Arc<str>,
     status: RcptStatus,
     attempts: u32,
-    last_reply: Option<Box<str>>,
+    last: Option<Box<Outcome>>,
     next_ms: u64,
     busy: bool,
 }
@@ -251,8 +231,8 @@ struct Entry {
     size: u64,
     delay_warned: bool,
     tickets: SmallVec<[(Arc<str>, Ticket); 1]>,
-    persisting: bool,
-    dirty: bool,
+    /// Being moved to another lane by an operator.
+    moving: bool,
     /// Deleted by an operator while being delivered: drop it when done.
     deleted: bool,
 }
@@ -276,27 +256,27 @@ impl Entry {
         self.rcpts.iter().all(|r| r.status.is_final())
     }
 
-    fn state(&self) -> MessageState {
-        MessageState {
+    /// What changed for the recipients `changed`, as a journal record.
+    fn delta(&self, changed: &[usize]) -> Delta {
+        Delta {
+            n: self.rcpts.len() as u32,
             attempts: self.attempts,
-            next_attempt_ms: self
-                .rcpts
+            delay_warned: self.delay_warned,
+            rcpts: changed
                 .iter()
-                .filter(|r| !r.status.is_final())
-                .map(|r| r.next_ms)
-                .min()
-                .unwrap_or(0),
-            recipients: self
-                .rcpts
-                .iter()
-                .map(|r| RcptState {
-                    status: r.status,
-                    attempts: r.attempts,
-                    last_reply: r.last_reply.as_deref().map(str::to_string),
-                    next_attempt_ms: r.next_ms,
+                .filter_map(|&i| {
+                    let r = self.rcpts.get(i)?;
+                    Some((
+                        i as u32,
+                        RcptState {
+                            status: r.status,
+                            attempts: r.attempts,
+                            last: r.last.as_deref().cloned(),
+                            next_attempt_ms: r.next_ms,
+                        },
+                    ))
                 })
                 .collect(),
-            delay_warned: self.delay_warned,
         }
     }
 }
@@ -419,7 +399,7 @@ impl Queue {
                 domain,
                 status: rs.status,
                 attempts: rs.attempts,
-                last_reply: rs.last_reply.map(String::into_boxed_str),
+                last: rs.last.map(Box::new),
                 next_ms: rs.next_attempt_ms,
                 busy: false,
             });
@@ -433,8 +413,7 @@ impl Queue {
             size,
             delay_warned: state.delay_warned,
             tickets: SmallVec::new(),
-            persisting: false,
-            dirty: false,
+            moving: false,
             deleted: false,
         };
         st.entries.insert(id, Box::new(entry));
@@ -554,7 +533,9 @@ impl Queue {
             .get_key_value(domain)
             .map(|(k, _)| k.clone())
             .expect("domain");
-        let suspended = st.suspended.contains(domain);
+        let suspended = st.suspended.iter().any(|p| {
+            laneway_common::domain::DomainPattern::parse(p).is_ok_and(|p| p.matches(domain))
+        });
         let site = st
             .sites
             .entry(info.key.clone())
@@ -717,13 +698,17 @@ impl Queue {
         deferred
     }
 
-    /// Records the outcome of delivering `item`: updates the recipients,
-    /// asks for DSNs, then persists (state file) or removes the message.
-    /// Returns what was recorded per recipient — a deferral past `max_age`
-    /// comes back as a failure — with the next attempt time of deferrals.
+    /// Records outcomes of delivering (some recipients of) `item`:
+    /// updates the recipients, asks for DSNs (durable before the outcome
+    /// is), then records the change in the journal and waits until it is
+    /// on disk — so that a crash after this returns never repeats these
+    /// deliveries. May be called once per transaction of an item; each
+    /// recipient's first outcome counts. Returns what was recorded per
+    /// recipient — a deferral past `max_age` comes back as an expiry —
+    /// with the next attempt time of deferrals.
     pub async fn complete(
         &self,
-        item: WorkItem,
+        item: &WorkItem,
         outcomes: Vec<(usize, Outcome)>,
         notifier: &dyn Notifier,
     ) -> Vec<Applied> {
@@ -734,6 +719,7 @@ impl Queue {
         let mut relayed = Vec::new();
         let mut delayed = Vec::new();
         let mut applied = Vec::new();
+        let mut changed = Vec::new();
         let lane;
         {
             let mut st = self.lock();
@@ -741,7 +727,7 @@ impl Queue {
                 return applied;
             };
             lane = e.lane;
-            e.attempts += 1;
+            e.attempts = e.attempts.max(item.attempts + 1);
             let expires = expiry_ms(&policy, e.queued_at_ms);
             for (idx, outcome) in outcomes {
                 if !item.recipients.iter().any(|(i, _)| *i == idx) {
@@ -750,50 +736,39 @@ impl Queue {
                 let Some(r) = e.rcpts.get_mut(idx) else {
                     continue;
                 };
+                if !r.busy {
+                    continue; // recorded already, or not part of this attempt
+                }
                 r.busy = false;
                 r.attempts += 1;
-                match outcome {
-                    Outcome::Delivered { reply, dsn_passed } => {
+                changed.push(idx);
+                let mut a = Applied::new(idx, outcome);
+                match a.outcome.disposition {
+                    Disposition::Delivered => {
                         r.status = RcptStatus::Delivered;
-                        r.last_reply = Some(reply.clone().into_boxed_str());
-                        if !dsn_passed {
-                            relayed.push((idx, reply.clone()));
+                        if !a.outcome.dsn_passed {
+                            relayed.push((idx, a.outcome.clone()));
                         }
-                        applied.push(Applied::new(idx, Outcome::Delivered { reply, dsn_passed }));
                     }
-                    Outcome::Failed { reply } => {
+                    Disposition::Permanent => {
                         r.status = RcptStatus::Failed;
-                        r.last_reply = Some(reply.clone().into_boxed_str());
-                        failed.push((idx, reply.clone()));
-                        applied.push(Applied::new(idx, Outcome::Failed { reply }));
+                        failed.push((idx, a.outcome.clone()));
                     }
-                    Outcome::Deferred { reply } => {
-                        if now >= expires {
-                            let why = format!("4.4.7 Delivery time expired; last error: {reply}");
-                            r.status = RcptStatus::Failed;
-                            r.last_reply = Some(why.clone().into_boxed_str());
-                            failed.push((idx, why.clone()));
-                            applied.push(Applied {
-                                expired: true,
-                                ..Applied::new(idx, Outcome::Failed { reply: why })
-                            });
-                        } else {
-                            r.next_ms =
-                                next_attempt_ms(&policy, r.attempts, e.queued_at_ms, now, jitter);
-                            r.last_reply = Some(reply.clone().into_boxed_str());
-                            delayed.push((idx, reply.clone()));
-                            applied.push(Applied {
-                                next_attempt_ms: Some(r.next_ms),
-                                ..Applied::new(idx, Outcome::Deferred { reply })
-                            });
-                        }
+                    Disposition::Transient if now >= expires => {
+                        a.outcome = Outcome::expired(&a.outcome);
+                        a.expired = true;
+                        r.status = RcptStatus::Failed;
+                        failed.push((idx, a.outcome.clone()));
+                    }
+                    Disposition::Transient => {
+                        r.next_ms =
+                            next_attempt_ms(&policy, r.attempts, e.queued_at_ms, now, jitter);
+                        a.next_attempt_ms = Some(r.next_ms);
+                        delayed.push((idx, a.outcome.clone()));
                     }
                 }
-            }
-            for (i, _) in &item.recipients {
-                if let Some(r) = e.rcpts.get_mut(*i) {
-                    r.busy = false;
-                }
+                r.last = Some(Box::new(a.outcome.clone()));
+                applied.push(a);
             }
             let warn_delay = !delayed.is_empty()
                 && !e.delay_warned
@@ -837,60 +812,70 @@ impl Queue {
                 Err(e) => tracing::error!(id = %id, error = %e, "DSN task failed"),
             }
         }
-        self.persist(item.id).await;
+        if !changed.is_empty() {
+            self.persist(item.id, &changed).await;
+        }
         applied
     }
 
-    /// Writes the state of a message (or removes it when done) and puts
-    /// its remaining work back on the timer or in the lanes.
-    async fn persist(&self, id: MessageId) {
-        loop {
-            let (lane, state, done) = {
-                let mut st = self.lock();
-                let Some(e) = st.entries.get_mut(&id) else {
-                    return;
-                };
-                if e.persisting {
-                    e.dirty = true;
-                    return;
-                }
-                e.persisting = true;
-                e.dirty = false;
-                (e.lane, e.state(), e.is_done() || e.deleted)
-            };
-            let store = self.store.clone();
-            let res = tokio::task::spawn_blocking(move || {
-                if done {
-                    store.remove(id, lane)
-                } else {
-                    store.put_state(id, lane, &state)
-                }
-            })
-            .await;
-            match res {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(id = %id, error = %e, done, "spool update failed"),
-                Err(e) => tracing::error!(id = %id, error = %e, "spool update task failed"),
+    /// Ends an item: any of its recipients that got no outcome (which the
+    /// dispatcher never leaves) is made available again, so that nothing
+    /// can stay busy forever.
+    pub fn finish_item(&self, item: &WorkItem) {
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        let Some(e) = st.entries.get_mut(&item.id) else {
+            return;
+        };
+        let mut left = false;
+        for (i, _) in &item.recipients {
+            if let Some(r) = e.rcpts.get_mut(*i)
+                && r.busy
+            {
+                r.busy = false;
+                left = true;
             }
-            let now = self.clock.now_ms();
+        }
+        if left {
+            tracing::error!(id = %item.id, "delivery ended without an outcome for some recipients; they will be tried again");
+            schedule_domains(&mut st, item.id, now, &self.work);
+            drop(st);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Records the state of a message in the journal — its changed
+    /// recipients, or its removal when it is done — puts its remaining
+    /// work back on the timer or in the lanes, and waits until the record
+    /// is durable. The record is made under the lock, so records of one
+    /// message are journalled in the order of its changes.
+    async fn persist(&self, id: MessageId, changed: &[usize]) {
+        let now = self.clock.now_ms();
+        let (commit, done) = {
             let mut st = self.lock();
             let Some(e) = st.entries.get_mut(&id) else {
                 return;
             };
-            e.persisting = false;
-            if e.dirty {
-                continue;
-            }
+            let lane = e.lane;
+            let done = e.is_done() || (e.deleted && !e.rcpts.iter().any(|r| r.busy));
+            let record = if done {
+                Record::Remove(id, lane)
+            } else {
+                Record::Rcpts(id, lane, e.delta(changed))
+            };
+            let commit = self.store.record(vec![record]);
             if done {
                 st.entries.remove(&id);
-            } else if e.deleted {
-                continue;
-            } else {
+            } else if !e.deleted {
                 schedule_domains(&mut st, id, now, &self.work);
-                drop(st);
-                self.changed.notify_one();
             }
-            return;
+            (commit, done)
+        };
+        if let Err(e) = commit.await {
+            tracing::error!(id = %id, error = %e, done, "recording the delivery state failed");
+        }
+        if !done {
+            self.changed.notify_one();
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use laneway_common::id::IdGenerator;
-use laneway_common::{Origin, Recipient};
+use laneway_common::{Origin, Recipient, Stage};
 
 use super::*;
 
@@ -124,10 +124,29 @@ fn item(t: Take) -> WorkItem {
 }
 
 fn delivered() -> Outcome {
-    Outcome::Delivered {
-        reply: "250 ok".into(),
-        dsn_passed: true,
-    }
+    let mut o = Outcome::remote(
+        Stage::Data,
+        laneway_common::Reply::new(250, (2, 0, 0), "ok"),
+        None,
+    );
+    o.dsn_passed = true;
+    o
+}
+
+fn later_reply(text: &str) -> Outcome {
+    Outcome::remote(
+        Stage::Rcpt,
+        laneway_common::Reply::new(451, (4, 3, 0), text),
+        None,
+    )
+}
+
+fn failed(text: &str) -> Outcome {
+    Outcome::remote(
+        Stage::Rcpt,
+        laneway_common::Reply::new(550, (5, 1, 1), text),
+        None,
+    )
 }
 
 #[tokio::test]
@@ -166,7 +185,7 @@ async fn an_urgent_message_overtakes_a_backlog_between_transactions() {
     let urgent = f.add(lane(9), &["u@a.test"]);
     // the next slot to free up takes the urgent one
     let n = Notices::default();
-    f.queue.complete(a, vec![(0, delivered())], &n).await;
+    f.queue.complete(&a, vec![(0, delivered())], &n).await;
     assert_eq!(item(f.queue.take(&mut grants[0])).id, urgent);
 }
 
@@ -212,16 +231,7 @@ async fn deferral_waits_on_the_timer_and_survives_a_restart() {
     let it = item(f.queue.take(&mut g[0]));
     let n = Notices::default();
     f.queue
-        .complete(
-            it,
-            vec![(
-                0,
-                Outcome::Deferred {
-                    reply: "451 4.3.0 try later".into(),
-                },
-            )],
-            &n,
-        )
+        .complete(&it, vec![(0, later_reply("try later"))], &n)
         .await;
     assert!(
         matches!(f.queue.take(&mut g[0]), Take::Empty),
@@ -240,7 +250,11 @@ async fn deferral_waits_on_the_timer_and_survives_a_restart() {
     assert_eq!(rec[0].state.recipients[0].attempts, 1);
     assert_eq!(rec[0].state.recipients[0].next_attempt_ms, T0 + 60_000);
     assert_eq!(
-        rec[0].state.recipients[0].last_reply.as_deref(),
+        rec[0].state.recipients[0]
+            .last
+            .as_ref()
+            .map(Outcome::to_string)
+            .as_deref(),
         Some("451 4.3.0 try later")
     );
     // a new queue over the recovered spool respects the schedule
@@ -268,13 +282,13 @@ async fn delivered_messages_leave_the_spool() {
     // an outcome for a recipient the item does not carry is ignored
     let (ia, ib) = (a.recipients[0].0, b.recipients[0].0);
     f.queue
-        .complete(a, vec![(ia, delivered()), (ib, delivered())], &n)
+        .complete(&a, vec![(ia, delivered()), (ib, delivered())], &n)
         .await;
     assert!(
         f.store.get(id, lane(4)).is_ok(),
         "one recipient still pending"
     );
-    f.queue.complete(b, vec![(ib, delivered())], &n).await;
+    f.queue.complete(&b, vec![(ib, delivered())], &n).await;
     assert!(
         f.store.get(id, lane(4)).is_err(),
         "removed when all are done"
@@ -302,21 +316,8 @@ async fn failures_and_expiry_ask_for_dsns() {
     assert_eq!(it.recipients.len(), 2, "same domain: one transaction");
     f.queue
         .complete(
-            it,
-            vec![
-                (
-                    0,
-                    Outcome::Failed {
-                        reply: "550 5.1.1 no such user".into(),
-                    },
-                ),
-                (
-                    1,
-                    Outcome::Deferred {
-                        reply: "451 4.3.0 later".into(),
-                    },
-                ),
-            ],
+            &it,
+            vec![(0, failed("no such user")), (1, later_reply("later"))],
             &n,
         )
         .await;
@@ -326,26 +327,19 @@ async fn failures_and_expiry_ask_for_dsns() {
     );
     // deferred again at 100 s (no warning yet), then at 230 s (past the
     // 120 s delay warning: one delay DSN), then at 330 s (past max_age: failed)
-    let later = || {
-        vec![(
-            1,
-            Outcome::Deferred {
-                reply: "451 4.3.0 later".into(),
-            },
-        )]
-    };
+    let later = || vec![(1, later_reply("later"))];
     for step in [100, 130] {
         f.advance(Duration::from_secs(step));
         f.queue.poll();
         let it = item(f.queue.take(&mut g[0]));
-        f.queue.complete(it, later(), &n).await;
+        f.queue.complete(&it, later(), &n).await;
     }
     let got = n.0.lock().unwrap().clone();
     assert!(got.contains(&(id, DsnAction::Delayed, vec![1])), "{got:?}");
     f.advance(Duration::from_secs(100));
     f.queue.poll();
     let it = item(f.queue.take(&mut g[0]));
-    f.queue.complete(it, later(), &n).await;
+    f.queue.complete(&it, later(), &n).await;
     let got = n.0.lock().unwrap().clone();
     assert_eq!(
         got.iter()
@@ -395,16 +389,7 @@ async fn an_unreachable_site_defers_its_work_after_repeated_failures() {
         let it = item(f.queue.take(&mut first));
         let n = Notices::default();
         f.queue
-            .complete(
-                it,
-                vec![(
-                    0,
-                    Outcome::Deferred {
-                        reply: "connect failed".into(),
-                    },
-                )],
-                &n,
-            )
+            .complete(&it, vec![(0, later_reply("connect failed"))], &n)
             .await;
         deferred.extend(f.queue.release(
             first,
@@ -529,16 +514,7 @@ async fn delete_retry_flush_and_relane() {
     assert_eq!(it.id, a);
     let n = Notices::default();
     f.queue
-        .complete(
-            it,
-            vec![(
-                0,
-                Outcome::Deferred {
-                    reply: "451 later".into(),
-                },
-            )],
-            &n,
-        )
+        .complete(&it, vec![(0, later_reply("later"))], &n)
         .await;
     assert_eq!(f.queue.list(&Default::default()).0[0].state, "deferred");
     assert!(
@@ -559,16 +535,7 @@ async fn delete_retry_flush_and_relane() {
     f.queue.delete(a, Some(&n)).await.unwrap();
     assert_eq!(n.0.lock().unwrap().last().unwrap().1, DsnAction::Failed);
     f.queue
-        .complete(
-            it,
-            vec![(
-                0,
-                Outcome::Deferred {
-                    reply: "451 later".into(),
-                },
-            )],
-            &n,
-        )
+        .complete(&it, vec![(0, later_reply("later"))], &n)
         .await;
     assert!(f.store.get(a, lane(0)).is_err());
     assert!(

@@ -1,0 +1,750 @@
+//! The spool journal: a write-ahead log of per-recipient outcomes with
+//! group commit (DESIGN §4).
+//!
+//! A delivery's outcome must be on disk before the connection starts its
+//! next transaction, or a crash repeats a whole batch of deliveries. An
+//! fsync of each message's state file would cap a node near one
+//! transaction per fsync; instead, every outcome that completes while the
+//! previous fsync is running is appended to `journal/<seq>.log` together
+//! and made durable with one `fdatasync`, after which each waiter is told.
+//!
+//! ```text
+//! <spool_dir>/journal/<seq:016x>.log   frames: len u32 LE, crc32 u32 LE, payload
+//! payload: kind u8, id u64 LE, lane u8, then for kind 1 a JSON `Delta`
+//! ```
+//! The journal thread applies each record after its fsync: a finished
+//! message is unlinked at once, changed recipients are collected per
+//! message. About once a second (or every 8 MiB) the segment is closed and
+//! handed to the checkpoint thread, which writes the collected state files
+//! (temp files, `syncfs`, renames, `syncfs`) and only then deletes the
+//! segment. At start-up, before the spool is listed, the segments left by
+//! a crash are replayed the same way, so recovery sees every outcome that
+//! was acknowledged. Operations that move files (re-laning, quarantine)
+//! run on the journal thread after a checkpoint, so they never race a
+//! state file write.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use laneway_common::{MessageId, Priority};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::state::{MessageState, RcptState};
+
+/// A segment is closed after this long with records in it.
+const ROTATE_AFTER: Duration = Duration::from_secs(1);
+/// … or once it is this large.
+const MAX_SEGMENT: u64 = 8 << 20;
+/// Most operations gathered into one group commit.
+const MAX_BATCH: usize = 4096;
+
+/// Where a spool's files live (shared by the store and its threads).
+#[derive(Debug)]
+pub(crate) struct Layout {
+    pub(crate) root: PathBuf,
+    pub(crate) shards: u32,
+    tmp_seq: AtomicU64,
+}
+
+impl Layout {
+    pub(crate) fn new(root: &Path, shards: u32) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+            shards: shards.max(1),
+            tmp_seq: AtomicU64::new(0),
+        }
+    }
+
+    fn shard_of(&self, id: MessageId) -> u32 {
+        // Fibonacci hashing spreads ids whose low bits are a counter.
+        let h = id.as_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        (h % self.shards as u64) as u32
+    }
+
+    pub(crate) fn shard_dir(&self, lane: Priority, shard: u32) -> PathBuf {
+        let name = if self.shards <= 256 {
+            format!("{shard:02x}")
+        } else {
+            format!("{shard:03x}")
+        };
+        self.root.join("lanes").join(lane.to_string()).join(name)
+    }
+
+    pub(crate) fn data_path(&self, lane: Priority, id: MessageId) -> PathBuf {
+        self.shard_dir(lane, self.shard_of(id)).join(id.to_string())
+    }
+
+    pub(crate) fn state_path(&self, lane: Priority, id: MessageId) -> PathBuf {
+        self.shard_dir(lane, self.shard_of(id))
+            .join(format!("{id}.st"))
+    }
+
+    pub(crate) fn tmp_path(&self, id: MessageId) -> PathBuf {
+        let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        self.root.join("tmp").join(format!("{id}.{n}.tmp"))
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.root.join("journal")
+    }
+
+    /// Removes a message's files, wherever its lane (a message moved to
+    /// another lane while its removal was queued is still removed).
+    pub(crate) fn remove(&self, id: MessageId, lane: Priority) -> io::Result<()> {
+        let lanes = std::iter::once(lane).chain(Priority::all().filter(|l| *l != lane));
+        for l in lanes {
+            match fs::remove_file(self.data_path(l, id)) {
+                Ok(()) => {
+                    return match fs::remove_file(self.state_path(l, id)) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                        _ => Ok(()),
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The lane whose directory holds the message's data file.
+    fn lane_of(&self, id: MessageId, hint: Option<Priority>) -> Option<Priority> {
+        let lanes = hint.into_iter().chain(Priority::all_desc());
+        lanes.into_iter().find(|l| self.data_path(*l, id).exists())
+    }
+
+    fn syncfs(&self) -> io::Result<()> {
+        let root = File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(io::Error::from)
+    }
+}
+
+/// What changed for some recipients of a message (absolute values, so
+/// applying a delta twice is harmless).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Delta {
+    /// Number of recipients of the message.
+    pub n: u32,
+    /// The message's attempt count.
+    pub attempts: u32,
+    /// Whether a delay DSN has been sent.
+    pub delay_warned: bool,
+    /// The recipients that changed, by index.
+    pub rcpts: Vec<(u32, RcptState)>,
+}
+
+impl Delta {
+    fn apply(&self, st: &mut MessageState) {
+        if st.recipients.len() != self.n as usize {
+            *st = MessageState::new(self.n as usize);
+        }
+        st.attempts = st.attempts.max(self.attempts);
+        st.delay_warned |= self.delay_warned;
+        for (i, r) in &self.rcpts {
+            if let Some(slot) = st.recipients.get_mut(*i as usize) {
+                *slot = r.clone();
+            }
+        }
+        st.next_attempt_ms = st
+            .recipients
+            .iter()
+            .filter(|r| !r.status.is_final())
+            .map(|r| r.next_attempt_ms)
+            .min()
+            .unwrap_or(0);
+    }
+
+    fn merge(&mut self, later: Delta) {
+        self.n = later.n;
+        self.attempts = self.attempts.max(later.attempts);
+        self.delay_warned |= later.delay_warned;
+        for (i, r) in later.rcpts {
+            match self.rcpts.iter_mut().find(|(j, _)| *j == i) {
+                Some(slot) => slot.1 = r,
+                None => self.rcpts.push((i, r)),
+            }
+        }
+    }
+}
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// Recipients of a message changed.
+    Rcpts(MessageId, Priority, Delta),
+    /// The message is done (or deleted): its files go.
+    Remove(MessageId, Priority),
+}
+
+const KIND_RCPTS: u8 = 1;
+const KIND_REMOVE: u8 = 2;
+
+fn encode(r: &Record, out: &mut Vec<u8>) -> io::Result<()> {
+    let mut payload = Vec::with_capacity(64);
+    let (kind, id, lane) = match r {
+        Record::Rcpts(id, lane, _) => (KIND_RCPTS, id, lane),
+        Record::Remove(id, lane) => (KIND_REMOVE, id, lane),
+    };
+    payload.push(kind);
+    payload.extend_from_slice(&id.as_u64().to_le_bytes());
+    payload.push(lane.get());
+    if let Record::Rcpts(_, _, d) = r {
+        serde_json::to_writer(&mut payload, d).map_err(io::Error::other)?;
+    }
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    Ok(())
+}
+
+/// Decodes the frames of a segment; stops at the first torn or damaged
+/// frame (one that was being written when the process died: never
+/// acknowledged).
+fn decode(mut bytes: &[u8]) -> Vec<Record> {
+    let mut out = Vec::new();
+    while bytes.len() >= 8 {
+        let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+        let Some(payload) = bytes.get(8..8 + len) else {
+            break;
+        };
+        if crc32fast::hash(payload) != crc || payload.len() < 10 {
+            break;
+        }
+        let id = MessageId::from_u64(u64::from_le_bytes(
+            payload[1..9].try_into().expect("8 bytes"),
+        ));
+        let Ok(lane) = Priority::new(payload[9] as i64) else {
+            break;
+        };
+        let rec = match payload[0] {
+            KIND_RCPTS => match serde_json::from_slice::<Delta>(&payload[10..]) {
+                Ok(d) => Record::Rcpts(id, lane, d),
+                Err(_) => break,
+            },
+            KIND_REMOVE => Record::Remove(id, lane),
+            _ => break,
+        };
+        out.push(rec);
+        bytes = &bytes[8 + len..];
+    }
+    out
+}
+
+/// Outcomes collected since the last checkpoint, per message.
+#[derive(Debug, Default)]
+struct Window {
+    dirty: HashMap<MessageId, (Priority, Delta)>,
+}
+
+impl Window {
+    fn add(&mut self, r: &Record, layout: &Layout) -> io::Result<()> {
+        match r {
+            Record::Rcpts(id, lane, d) => {
+                match self.dirty.get_mut(id) {
+                    Some((l, old)) => {
+                        *l = *lane;
+                        old.merge(d.clone());
+                    }
+                    None => {
+                        self.dirty.insert(*id, (*lane, d.clone()));
+                    }
+                }
+                Ok(())
+            }
+            Record::Remove(id, lane) => {
+                self.dirty.remove(id);
+                layout.remove(*id, *lane)
+            }
+        }
+    }
+
+    /// Writes the collected state files durably: temp files, syncfs,
+    /// renames, syncfs. A message that left meanwhile is skipped.
+    fn write(self, layout: &Layout) -> io::Result<()> {
+        let mut renames = Vec::new();
+        for (id, (lane, delta)) in self.dirty {
+            let Some(lane) = layout.lane_of(id, Some(lane)) else {
+                continue;
+            };
+            let path = layout.state_path(lane, id);
+            let mut st = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<MessageState>(&b).ok())
+                .unwrap_or_else(|| MessageState::new(delta.n as usize));
+            delta.apply(&mut st);
+            let tmp = layout.tmp_path(id);
+            let bytes = serde_json::to_vec(&st).map_err(io::Error::other)?;
+            fs::write(&tmp, bytes)?;
+            renames.push((tmp, path));
+        }
+        layout.syncfs()?;
+        if renames.is_empty() {
+            return Ok(());
+        }
+        for (tmp, path) in &renames {
+            fs::rename(tmp, path)?;
+        }
+        layout.syncfs()
+    }
+}
+
+/// A pending commit: resolves once its records are on disk.
+pub struct Commit(Option<oneshot::Receiver<io::Result<()>>>);
+
+impl Commit {
+    /// Waits for the commit from a thread outside the async runtime.
+    pub fn wait(self) -> io::Result<()> {
+        match self.0 {
+            Some(rx) => rx
+                .blocking_recv()
+                .unwrap_or_else(|_| Err(io::Error::other("the spool journal stopped"))),
+            None => Err(io::Error::other("the spool journal is closed")),
+        }
+    }
+}
+
+impl std::future::Future for Commit {
+    type Output = io::Result<()>;
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let Some(rx) = self.0.as_mut() else {
+            return std::task::Poll::Ready(Err(io::Error::other("the spool journal is closed")));
+        };
+        std::pin::Pin::new(rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or_else(|_| Err(io::Error::other("the spool journal stopped"))))
+    }
+}
+
+/// A file operation run on the journal thread, in order with the records.
+type FileOp = Box<dyn FnOnce(&Layout) -> io::Result<()> + Send>;
+
+enum Op {
+    Append(Vec<Record>, oneshot::Sender<io::Result<()>>),
+    /// Checkpoint, then run this (re-lane, quarantine), then answer.
+    Run(FileOp, oneshot::Sender<io::Result<()>>),
+}
+
+enum Check {
+    Window(Window, PathBuf),
+    Barrier(mpsc::Sender<()>),
+}
+
+/// The journal of a spool; see the module docs.
+pub(crate) struct Journal {
+    tx: Mutex<Option<mpsc::Sender<Op>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal").finish_non_exhaustive()
+    }
+}
+
+fn segment_name(seq: u64) -> String {
+    format!("{seq:016x}.log")
+}
+
+fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if let Some(seq) = name
+            .strip_suffix(".log")
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+        {
+            out.push((seq, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+impl Journal {
+    /// Replays what a crash left, then starts the journal and checkpoint
+    /// threads. Returns the journal and the number of records replayed.
+    pub(crate) fn open(layout: Arc<Layout>) -> io::Result<(Journal, usize)> {
+        let dir = layout.journal_dir();
+        fs::create_dir_all(&dir)?;
+        let old = segments(&dir)?;
+        let mut window = Window::default();
+        let mut replayed = 0;
+        for (_, path) in &old {
+            let mut bytes = Vec::new();
+            File::open(path)?.read_to_end(&mut bytes)?;
+            for r in decode(&bytes) {
+                window.add(&r, &layout)?;
+                replayed += 1;
+            }
+        }
+        window.write(&layout)?;
+        for (_, path) in &old {
+            fs::remove_file(path)?;
+        }
+        let seq = old.last().map_or(0, |(s, _)| s + 1);
+        let (tx, rx) = mpsc::channel::<Op>();
+        let (ctx, crx) = mpsc::channel::<Check>();
+        let l = layout.clone();
+        let checkpoint = std::thread::Builder::new()
+            .name("spool-checkpoint".into())
+            .spawn(move || checkpoint_thread(&l, crx))?;
+        let writer = Writer::new(layout, seq, ctx)?;
+        let journal = std::thread::Builder::new()
+            .name("spool-journal".into())
+            .spawn(move || writer.run(rx))?;
+        Ok((
+            Journal {
+                tx: Mutex::new(Some(tx)),
+                threads: Mutex::new(vec![journal, checkpoint]),
+            },
+            replayed,
+        ))
+    }
+
+    fn send(&self, op: impl FnOnce(oneshot::Sender<io::Result<()>>) -> Op) -> Commit {
+        let (done, rx) = oneshot::channel();
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        match tx.as_ref().map(|t| t.send(op(done))) {
+            Some(Ok(())) => Commit(Some(rx)),
+            _ => Commit(None),
+        }
+    }
+
+    /// Appends records; the returned commit resolves once they are durable.
+    /// Never blocks (call it under a lock to fix the order of records).
+    pub(crate) fn append(&self, records: Vec<Record>) -> Commit {
+        self.send(|done| Op::Append(records, done))
+    }
+
+    /// Runs a file operation after every record sent so far is applied
+    /// and checkpointed.
+    pub(crate) fn run(&self, f: FileOp) -> Commit {
+        self.send(|done| Op::Run(f, done))
+    }
+
+    /// Stops the threads after a final checkpoint (a clean shutdown leaves
+    /// no journal to replay). Later commits fail.
+    pub(crate) fn close(&self) {
+        drop(self.tx.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The journal thread's state.
+struct Writer {
+    layout: Arc<Layout>,
+    seq: u64,
+    file: File,
+    len: u64,
+    since: Option<Instant>,
+    window: Window,
+    checkpoint: mpsc::Sender<Check>,
+}
+
+impl Writer {
+    fn new(layout: Arc<Layout>, seq: u64, checkpoint: mpsc::Sender<Check>) -> io::Result<Writer> {
+        let file = Writer::create(&layout, seq)?;
+        Ok(Writer {
+            layout,
+            seq,
+            file,
+            len: 0,
+            since: None,
+            window: Window::default(),
+            checkpoint,
+        })
+    }
+
+    fn create(layout: &Layout, seq: u64) -> io::Result<File> {
+        let dir = layout.journal_dir();
+        let f = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(dir.join(segment_name(seq)))?;
+        File::open(&dir)?.sync_all()?;
+        Ok(f)
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Op>) {
+        loop {
+            let first = match self.since {
+                Some(t) => match rx.recv_timeout(ROTATE_AFTER.saturating_sub(t.elapsed())) {
+                    Ok(op) => op,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.rotate();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(op) => op,
+                    Err(_) => break,
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(op) => batch.push(op),
+                    Err(_) => break,
+                }
+            }
+            self.commit(batch);
+            if self.len >= MAX_SEGMENT || self.since.is_some_and(|t| t.elapsed() >= ROTATE_AFTER) {
+                self.rotate();
+            }
+        }
+        self.rotate();
+        // the checkpoint thread ends once this sender is gone
+    }
+
+    /// One group commit: all records of the batch in one write and one
+    /// fdatasync, then each operation applied and answered in order.
+    fn commit(&mut self, batch: Vec<Op>) {
+        let mut buf = Vec::new();
+        let mut encoded = Ok(());
+        for op in &batch {
+            if let Op::Append(records, _) = op {
+                for r in records {
+                    if let Err(e) = encode(r, &mut buf) {
+                        encoded = Err(e);
+                    }
+                }
+            }
+        }
+        let written = encoded.and_then(|()| self.write(&buf));
+        for op in batch {
+            match op {
+                Op::Append(records, done) => {
+                    let result = match &written {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                    };
+                    // applied before the answer, so that a finished
+                    // message's files are gone when its commit resolves
+                    if result.is_ok() {
+                        for r in &records {
+                            if let Err(e) = self.window.add(r, &self.layout) {
+                                tracing::error!(error = %e, record = ?r, "spool journal: applying a record failed");
+                            }
+                        }
+                    }
+                    let _ = done.send(result);
+                }
+                Op::Run(f, done) => {
+                    self.rotate();
+                    let (ack, wait) = mpsc::channel();
+                    let _ = self.checkpoint.send(Check::Barrier(ack));
+                    let _ = wait.recv();
+                    let _ = done.send(f(&self.layout));
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let result = self
+            .file
+            .write_all(buf)
+            .and_then(|()| self.file.sync_data());
+        match result {
+            Ok(()) => {
+                self.len += buf.len() as u64;
+                self.since.get_or_insert_with(Instant::now);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "spool journal write failed");
+                // never leave a torn frame in front of later records
+                if self.file.set_len(self.len).is_err() {
+                    self.rotate();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes the segment and hands it, with the outcomes collected while
+    /// it was written, to the checkpoint thread.
+    fn rotate(&mut self) {
+        if self.len == 0 && self.window.dirty.is_empty() {
+            self.since = None;
+            return;
+        }
+        let next = match Writer::create(&self.layout, self.seq + 1) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "spool journal: cannot start a new segment");
+                return;
+            }
+        };
+        let old = self.layout.journal_dir().join(segment_name(self.seq));
+        self.seq += 1;
+        self.file = next;
+        self.len = 0;
+        self.since = None;
+        let window = std::mem::take(&mut self.window);
+        let _ = self.checkpoint.send(Check::Window(window, old));
+    }
+}
+
+fn checkpoint_thread(layout: &Layout, rx: mpsc::Receiver<Check>) {
+    for c in rx {
+        match c {
+            Check::Window(w, segment) => match w.write(layout) {
+                Ok(()) => {
+                    if let Err(e) = fs::remove_file(&segment) {
+                        tracing::error!(error = %e, segment = %segment.display(), "spool journal: cannot remove a checkpointed segment");
+                    }
+                }
+                // the segment stays and is replayed at the next start
+                Err(e) => {
+                    tracing::error!(error = %e, segment = %segment.display(), "spool checkpoint failed")
+                }
+            },
+            Check::Barrier(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::RcptStatus;
+
+    fn delta(n: u32, i: u32, status: RcptStatus) -> Delta {
+        Delta {
+            n,
+            attempts: 1,
+            delay_warned: false,
+            rcpts: vec![(
+                i,
+                RcptState {
+                    status,
+                    attempts: 1,
+                    ..Default::default()
+                },
+            )],
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_and_a_torn_tail_is_ignored() {
+        let lane = Priority::new(3).unwrap();
+        let recs = vec![
+            Record::Rcpts(
+                MessageId::from_u64(1),
+                lane,
+                delta(2, 1, RcptStatus::Delivered),
+            ),
+            Record::Remove(MessageId::from_u64(2), lane),
+        ];
+        let mut buf = Vec::new();
+        for r in &recs {
+            encode(r, &mut buf).unwrap();
+        }
+        assert_eq!(decode(&buf), recs);
+        let mut torn = buf.clone();
+        torn.truncate(buf.len() - 3);
+        assert_eq!(decode(&torn), recs[..1]);
+        let mut flipped = buf.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(decode(&flipped), recs[..1]);
+    }
+
+    #[test]
+    fn deltas_merge_and_apply_idempotently() {
+        let mut d = delta(3, 0, RcptStatus::Delivered);
+        d.merge(delta(3, 2, RcptStatus::Failed));
+        d.merge(delta(3, 0, RcptStatus::Delivered));
+        let mut st = MessageState::new(3);
+        d.apply(&mut st);
+        d.apply(&mut st);
+        assert_eq!(st.recipients[0].status, RcptStatus::Delivered);
+        assert_eq!(st.recipients[1].status, RcptStatus::Pending);
+        assert_eq!(st.recipients[2].status, RcptStatus::Failed);
+        assert_eq!(st.attempts, 1);
+    }
+
+    #[test]
+    fn a_crash_leaves_segments_that_the_next_start_replays() {
+        use crate::store::DiskStore;
+        let dir = tempfile::tempdir().unwrap();
+        let lane = Priority::new(2).unwrap();
+        let ids = laneway_common::id::IdGenerator::new(None);
+        let (kept, gone) = (ids.next_id(), ids.next_id());
+        {
+            let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+            let env = crate::format::tests::envelope();
+            s.put(kept, lane, &env, b"x\r\n").unwrap();
+            s.put(gone, lane, &env, b"y\r\n").unwrap();
+        }
+        // what a daemon killed after two group commits leaves behind
+        let mut buf = Vec::new();
+        encode(
+            &Record::Rcpts(kept, lane, delta(1, 0, RcptStatus::Failed)),
+            &mut buf,
+        )
+        .unwrap();
+        encode(&Record::Remove(gone, lane), &mut buf).unwrap();
+        buf.extend_from_slice(&[7, 0, 0]); // a torn frame
+        fs::write(dir.path().join("journal").join(segment_name(9)), &buf).unwrap();
+        let (_s, rec, report) = DiskStore::open(dir.path(), 2).unwrap();
+        assert_eq!(report.journal_replayed, 2);
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].id, kept);
+        assert_eq!(rec[0].state.recipients[0].status, RcptStatus::Failed);
+        let left = segments(&dir.path().join("journal")).unwrap();
+        assert_eq!(left.len(), 1, "only the new segment");
+        assert_eq!(left[0].0, 10);
+    }
+
+    #[tokio::test]
+    async fn commits_resolve_after_their_records_are_applied() {
+        use crate::store::DiskStore;
+        let dir = tempfile::tempdir().unwrap();
+        let lane = Priority::new(4).unwrap();
+        let ids = laneway_common::id::IdGenerator::new(None);
+        let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+        let env = crate::format::tests::envelope();
+        let msgs: Vec<MessageId> = (0..50).map(|_| ids.next_id()).collect();
+        for id in &msgs {
+            s.put(*id, lane, &env, b"x\r\n").unwrap();
+        }
+        let commits: Vec<Commit> = msgs
+            .iter()
+            .map(|id| s.record(vec![Record::Remove(*id, lane)]))
+            .collect();
+        for c in commits {
+            c.await.unwrap();
+        }
+        assert_eq!(crate::store::lane_counts(dir.path()).unwrap().total, 0);
+    }
+}
