@@ -17,7 +17,7 @@ use laneway_auth::{BounceKey, Class, Scope, Signer, Store, TokenInfo};
 use laneway_common::config::{Auth, Config};
 use laneway_common::envelope::{Envelope, domain_of, now_ms};
 use laneway_common::headers;
-use laneway_common::{IngestError, MessageId, Priority, RecipientVerdict, Reply};
+use laneway_common::{IngestError, MessageId, Outcome, Priority, RecipientVerdict, Reply};
 use laneway_outbound::Hooks;
 use laneway_outbound::events::{DeliveryEvent, Events};
 use tokio::sync::mpsc;
@@ -281,6 +281,8 @@ impl SenderAuth {
             from,
             rcpt,
             result,
+            stage: "local",
+            status: String::new(),
             reply,
             next_hop: None,
             tls: None,
@@ -534,13 +536,12 @@ impl Hooks for SenderAuth {
         }
     }
 
-    fn failed(&self, sender: &str, rcpt: &str, _lane: Priority, reply: &str, remote: bool) {
-        if !remote || sender.is_empty() {
+    fn failed(&self, sender: &str, rcpt: &str, _lane: Priority, outcome: &Outcome) {
+        if sender.is_empty() {
             return;
         }
-        let status = laneway_outbound::status::status_of(reply);
-        let class = laneway_auth::classify_status(&status);
-        if class.suppresses() {
+        if outcome.suppresses() {
+            let status = outcome.status;
             let (store, sd, rcpt) = (self.store.clone(), domain_of(sender), rcpt.to_string());
             let why = format!("bounced {status}");
             tokio::task::spawn_blocking(move || {

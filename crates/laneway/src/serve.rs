@@ -308,6 +308,9 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         s.abort();
     }
     delivering.abort();
+    // the outcomes recorded last become state files: nothing to replay
+    let store = queue.store().clone();
+    let _ = tokio::task::spawn_blocking(move || store.close()).await;
     Ok(())
 }
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use laneway_common::envelope::{Door, DsnRet, Envelope, Origin, Recipient};
+use laneway_common::envelope::{DsnRet, Envelope, Recipient};
 use laneway_common::headers::{self, rfc5322_date};
 use laneway_common::ingest::BoxFuture;
 use laneway_common::{Ingest, LaneRequest, Submission};
@@ -21,7 +21,7 @@ use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 
-use crate::status::{is_remote_reply, status_of};
+use laneway_common::delivery::{Outcome, Status};
 
 /// Originals larger than this come back as headers only.
 pub const MAX_RETURNED: usize = 1 << 20;
@@ -62,10 +62,10 @@ pub fn build(
     if env.is_null_sender() {
         return None;
     }
-    let rcpts: Vec<(&Recipient, &str)> = notice
+    let rcpts: Vec<(&Recipient, &Outcome)> = notice
         .recipients
         .iter()
-        .filter_map(|(i, why)| env.recipients.get(*i).map(|r| (r, why.as_str())))
+        .filter_map(|(i, why)| env.recipients.get(*i).map(|r| (r, why)))
         .filter(|(r, _)| wants(r, notice.action))
         .collect();
     if rcpts.is_empty() {
@@ -124,18 +124,13 @@ pub fn build(
             "Final-Recipient: rfc822; {}\r\nAction: {action}\r\n",
             r.address
         ));
-        let st = match notice.action {
-            DsnAction::Delivered | DsnAction::Relayed => "2.0.0".to_string(),
-            _ => status_of(why),
-        };
-        status.push_str(&format!("Status: {st}\r\n"));
-        if is_remote_reply(why) {
-            status.push_str(&format!("Diagnostic-Code: smtp; {}\r\n", one_line(why)));
-        } else if !matches!(notice.action, DsnAction::Delivered | DsnAction::Relayed) {
-            status.push_str(&format!(
-                "Diagnostic-Code: X-Laneway; {}\r\n",
-                one_line(why)
-            ));
+        let said = report_of(notice.action, why);
+        status.push_str(&format!("Status: {}\r\n", said.status));
+        if let Some(mta) = &said.remote_mta {
+            status.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+        }
+        if let Some(d) = &said.diagnostic {
+            status.push_str(&format!("Diagnostic-Code: {d}\r\n"));
         }
         status.push_str(&format!(
             "Last-Attempt-Date: {}\r\n",
@@ -188,6 +183,43 @@ pub fn build(
         .ok()
 }
 
+/// What a DSN says about one recipient (RFC 3464 §2.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientReport {
+    /// `Status:`.
+    pub status: Status,
+    /// `Remote-MTA:` (the host that answered), when one did.
+    pub remote_mta: Option<String>,
+    /// `Diagnostic-Code:`: `smtp; <the remote reply>` when the remote
+    /// said it, `X-Laneway; <the reason>` when Laneway decided.
+    pub diagnostic: Option<String>,
+}
+
+/// The one function that decides what a DSN reports for a result.
+pub fn report_of(action: DsnAction, o: &Outcome) -> RecipientReport {
+    let success = matches!(action, DsnAction::Delivered | DsnAction::Relayed);
+    let diagnostic = match (&o.remote, success) {
+        (Some(r), _) if !success || r.is_positive() => {
+            Some(format!("smtp; {}", one_line(&r.to_string())))
+        }
+        (_, true) => None,
+        (_, false) => Some(format!("X-Laneway; {}", one_line(&o.to_string()))),
+    };
+    RecipientReport {
+        status: if success {
+            Status::new(2, 0, 0)
+        } else {
+            o.status
+        },
+        remote_mta: o.hop.as_ref().map(|h| h.host.clone()),
+        diagnostic: if success && o.remote.is_none() {
+            None
+        } else {
+            diagnostic
+        },
+    }
+}
+
 fn one_line(s: &str) -> String {
     s.split(['\r', '\n'])
         .map(str::trim)
@@ -208,23 +240,14 @@ impl Notifier for DsnNotifier {
             let Some(message) = build(&self.hostname, env, original.message(), &notice, now) else {
                 return;
             };
-            let dsn = Envelope {
-                sender: String::new(),
-                recipients: vec![Recipient::new(env.sender.clone())],
-                ret: None,
-                envid: None,
-                smtputf8: env.smtputf8,
-                body: Default::default(),
-                require_tls: env.require_tls,
-                tls_optional: false,
-                origin: Origin {
-                    door: Door::Local,
-                    name: "dsn".into(),
-                    ..Origin::local()
-                },
-                queued_at_ms: 0,
-                bounce_domain: None,
-            };
+            let mut dsn = Envelope::local(
+                String::new(),
+                vec![Recipient::new(env.sender.clone())],
+                "dsn",
+            );
+            dsn.smtputf8 = env.smtputf8;
+            // RFC 8689 §4.3: a notice about a REQUIRETLS message is one too
+            dsn.require_tls = env.require_tls;
             let sub = Submission {
                 envelope: dsn,
                 message,
@@ -243,8 +266,9 @@ impl Notifier for DsnNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use laneway_common::envelope::Notify;
-    use laneway_common::{MessageId, Priority};
+    use laneway_common::delivery::{NextHop, Stage};
+    use laneway_common::envelope::{Notify, Origin};
+    use laneway_common::{MessageId, Priority, Reply};
 
     fn env() -> Envelope {
         Envelope {
@@ -285,8 +309,21 @@ mod tests {
             lane: Priority::new(2).unwrap(),
             action,
             recipients: vec![
-                (0, "550 5.1.1 <bob@example.net>: user unknown".into()),
-                (1, "550 5.1.1 nope".into()),
+                (
+                    0,
+                    Outcome::remote(
+                        Stage::Rcpt,
+                        Reply::new(550, (5, 1, 1), "<bob@example.net>: user unknown"),
+                        Some(NextHop {
+                            host: "mx.example.net".into(),
+                            addr: "192.0.2.1:25".parse().unwrap(),
+                        }),
+                    ),
+                ),
+                (
+                    1,
+                    Outcome::remote(Stage::Rcpt, Reply::new(550, (5, 1, 1), "nope"), None),
+                ),
             ],
         }
     }
@@ -306,6 +343,7 @@ mod tests {
             "Final-Recipient: rfc822; bob@example.net\r\nAction: failed\r\nStatus: 5.1.1"
         ));
         assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 <bob@example.net>: user unknown"));
+        assert!(text.contains("Remote-MTA: dns; mx.example.net"));
         assert!(text.contains("Original-Recipient: rfc822;bob@example.net"));
         assert!(text.contains("Original-Envelope-Id: env-1"));
         assert!(
@@ -331,5 +369,29 @@ mod tests {
                 .unwrap()
                 .contains("Action: delayed")
         );
+    }
+
+    #[test]
+    fn what_a_dsn_says_comes_from_the_typed_result() {
+        let local = Outcome::permanent(Stage::Dns, Status::new(5, 1, 10), "null MX");
+        let r = report_of(DsnAction::Failed, &local);
+        assert_eq!(r.status.to_string(), "5.1.10");
+        assert_eq!(r.diagnostic.as_deref(), Some("X-Laneway; 5.1.10 null MX"));
+        assert_eq!(r.remote_mta, None);
+        let expired = Outcome::expired(&Outcome::remote(
+            Stage::Rcpt,
+            Reply::new(451, (4, 7, 1), "greylisted"),
+            None,
+        ));
+        let r = report_of(DsnAction::Failed, &expired);
+        assert_eq!(r.status.to_string(), "4.4.7");
+        assert_eq!(
+            r.diagnostic.as_deref(),
+            Some("smtp; 451 4.7.1 greylisted"),
+            "the last remote reply"
+        );
+        let relayed = Outcome::remote(Stage::Data, Reply::new(250, (2, 0, 0), "ok"), None);
+        let r = report_of(DsnAction::Relayed, &relayed);
+        assert_eq!(r.status.to_string(), "2.0.0");
     }
 }

@@ -24,6 +24,11 @@ pub struct DeliveryEvent<'a> {
     pub rcpt: &'a str,
     /// `delivered`, `deferred`, `failed` or `expired`.
     pub result: &'static str,
+    /// Where the attempt was decided (`dns`, `connect`, `tls`,
+    /// `greeting`, `mail`, `rcpt`, `data`, `policy`, `expiry`, `local`).
+    pub stage: &'static str,
+    /// The RFC 3463 status it is reported with.
+    pub status: String,
     /// The remote reply or local reason.
     pub reply: &'a str,
     /// The host and address tried, if a connection was made.
@@ -71,6 +76,8 @@ impl Events {
             from = %e.from,
             rcpt = %e.rcpt,
             result = e.result,
+            stage = e.stage,
+            status = %e.status,
             next_hop = e.next_hop.unwrap_or("-"),
             tls = e.tls.unwrap_or("-"),
             tls_policy = e.tls_policy.unwrap_or("-"),

@@ -5,18 +5,25 @@
 //! and recipient domains' MTA-STS policies ([`mta_sts`]).
 
 pub mod client;
+mod connect;
 pub mod dane;
+mod deliver;
 pub mod dispatch;
 pub mod dsn;
 pub mod events;
 pub mod lookup;
 pub mod mta_sts;
-pub mod status;
+pub mod policy;
+mod resolve;
+pub mod settings;
 pub mod tls;
 pub mod tlsrpt;
 
-pub use dispatch::{Dispatcher, Hooks, Parts, PlainSender, ReportSettings, Settings};
+pub use dispatch::{Dispatcher, Hooks, Parts, PlainSender};
 pub use dsn::DsnNotifier;
 pub use events::Events;
 pub use lookup::Lookup;
+pub use policy::TlsPolicy;
+pub use settings::Settings;
 pub use tls::TlsClients;
+pub use tlsrpt::ReportSettings;

@@ -18,18 +18,22 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
 use laneway_common::config::{Dns, OutboundTls, Route};
+use laneway_common::delivery::{Outcome, Stage, Status};
 use rand::seq::SliceRandom;
 
-/// Why a domain has no usable next hop. The text starts with the RFC 3463
-/// status code it is reported with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HopError {
-    /// Never deliverable (null MX, no such domain, mail loop).
-    #[error("{0}")]
-    Permanent(String),
-    /// Try again later (DNS trouble).
-    #[error("{0}")]
-    Transient(String),
+/// Why a domain has no usable next hop: a typed result at
+/// [`Stage::Dns`], permanent only for NXDOMAIN of the recipient domain
+/// (5.1.2), a null MX (5.1.10), no MX and no address (5.1.2), no MX host
+/// with an address (5.4.4) and a loop back to Laneway (5.4.6); every other
+/// DNS trouble (SERVFAIL, REFUSED, NOTIMP, FORMERR, timeouts) is transient.
+pub type HopError = Outcome;
+
+fn permanent(status: Status, detail: String) -> HopError {
+    Outcome::permanent(Stage::Dns, status, detail)
+}
+
+fn dns_transient(status: Status, detail: String) -> HopError {
+    Outcome::transient(Stage::Dns, status, detail)
 }
 
 /// One host to try.
@@ -190,15 +194,12 @@ impl Lookup {
     pub async fn next_hop(&self, domain: &str) -> Result<NextHop, HopError> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
         if domain.is_empty() {
-            return Err(HopError::Permanent(
-                "5.1.2 Recipient address has no domain".into(),
+            return Err(permanent(
+                Status::new(5, 1, 2),
+                "Recipient address has no domain".into(),
             ));
         }
-        let route = self
-            .routes
-            .iter()
-            .find(|r| r.domain == domain)
-            .or_else(|| self.routes.iter().find(|r| r.domain == "*"));
+        let route = laneway_common::domain::best_match(&self.routes, &domain, |r| &r.domain);
         if let Some(r) = route {
             return self.route_hop(r).await;
         }
@@ -206,29 +207,39 @@ impl Lookup {
     }
 
     async fn route_hop(&self, r: &Route) -> Result<NextHop, HopError> {
-        let (host, port) = parse_via(&r.via, self.port).map_err(HopError::Permanent)?;
+        // check-config refuses a bad `via`; a reload that slipped one in
+        // waits for the operator rather than bouncing the mail
+        let (host, port) = parse_via(&r.via, self.port)
+            .map_err(|e| Outcome::transient(Stage::Local, Status::new(4, 3, 5), e))?;
         let addrs = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => {
                 let (addrs, err) = self.addresses(&host, port).await;
                 if addrs.is_empty() {
                     return Err(err.unwrap_or_else(|| {
-                        HopError::Transient(format!("4.4.3 Route host {host} has no address"))
+                        dns_transient(
+                            Status::new(4, 4, 3),
+                            format!("Route host {host} has no address"),
+                        )
                     }));
                 }
                 addrs
             }
         };
         if addrs.iter().any(|a| self.is_self(a)) {
-            return Err(HopError::Permanent(format!(
-                "5.4.6 Mail for route {} loops back to myself",
-                r.via
-            )));
+            return Err(permanent(
+                Status::new(5, 4, 6),
+                format!("Mail for route {} loops back to myself", r.via),
+            ));
         }
         let auth = match (&r.auth_user, &r.auth_password_file) {
             (Some(u), Some(f)) => {
                 let pw = std::fs::read_to_string(f).map_err(|e| {
-                    HopError::Transient(format!("4.3.5 Cannot read {}: {e}", f.display()))
+                    Outcome::transient(
+                        Stage::Local,
+                        Status::new(4, 3, 5),
+                        format!("Cannot read {}: {e}", f.display()),
+                    )
                 })?;
                 Some(Arc::new((
                     u.clone(),
@@ -275,18 +286,20 @@ impl Lookup {
                     .collect()
             }
             Err(e) if e.is_nx_domain() => {
-                return Err(HopError::Permanent(format!(
-                    "5.1.2 Domain {domain} does not exist (DNS NXDOMAIN)"
-                )));
+                return Err(permanent(
+                    Status::new(5, 1, 2),
+                    format!("Domain {domain} does not exist (DNS NXDOMAIN)"),
+                ));
             }
             Err(e) if e.is_no_records_found() => Vec::new(),
             Err(e) => return Err(transient(domain, "MX", &e)),
         };
         // RFC 7505: a lone MX "." means the domain accepts no mail.
         if mx.len() == 1 && (mx[0].1 == "." || mx[0].1.is_empty()) {
-            return Err(HopError::Permanent(format!(
-                "5.1.10 Domain {domain} does not accept mail (null MX)"
-            )));
+            return Err(permanent(
+                Status::new(5, 1, 10),
+                format!("Domain {domain} does not accept mail (null MX)"),
+            ));
         }
         mx.retain(|(_, h)| h != "." && !h.is_empty());
         let implicit = mx.is_empty();
@@ -324,18 +337,23 @@ impl Lookup {
             // RFC 5321 §5.1: drop ourselves and every host not better than us.
             hosts.retain(|(p, _)| *p < lp);
             if hosts.is_empty() {
-                return Err(HopError::Permanent(format!(
-                    "5.4.6 Mail for {domain} loops back to myself"
-                )));
+                return Err(permanent(
+                    Status::new(5, 4, 6),
+                    format!("Mail for {domain} loops back to myself"),
+                ));
             }
         }
         if hosts.is_empty() {
             return Err(match transient_err {
                 Some(e) => e,
-                None if implicit => HopError::Permanent(format!(
-                    "5.1.2 Domain {domain} has no MX and no address records"
-                )),
-                None => HopError::Permanent(format!("5.4.4 No MX host of {domain} has an address")),
+                None if implicit => permanent(
+                    Status::new(5, 1, 2),
+                    format!("Domain {domain} has no MX and no address records"),
+                ),
+                None => permanent(
+                    Status::new(5, 4, 4),
+                    format!("No MX host of {domain} has an address"),
+                ),
             });
         }
         let mut names: Vec<&str> = mx.iter().map(|(_, h)| h.as_str()).collect();
@@ -418,7 +436,10 @@ fn txt_records(l: &hickory_resolver::lookup::Lookup) -> impl Iterator<Item = Str
 }
 
 fn transient(name: &str, kind: &str, e: &NetError) -> HopError {
-    HopError::Transient(format!("4.4.3 DNS {kind} lookup for {name} failed: {e}"))
+    dns_transient(
+        Status::new(4, 4, 3),
+        format!("DNS {kind} lookup for {name} failed: {e}"),
+    )
 }
 
 #[cfg(test)]

@@ -10,14 +10,82 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use laneway_common::envelope::{Envelope, Recipient};
+use laneway_common::{Ingest, LaneRequest, Priority, Submission};
 use mail_builder::MessageBuilder;
 use mail_builder::headers::address::Address;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{BodyPart, MimePart};
 use serde_json::{Value, json};
+
+use crate::dispatch::Dispatcher;
+
+/// How TLS reports are sent.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// The reporting period.
+    pub interval: Duration,
+    /// The organisation and submitter: our host name.
+    pub hostname: String,
+    /// Sender and contact address.
+    pub from: String,
+    /// The lane reports travel in.
+    pub lane: Priority,
+}
+
+impl Dispatcher {
+    /// Sends the TLS reports of each period (RFC 8460) until shutdown.
+    pub async fn tls_reports(self: Arc<Self>, ingest: Arc<dyn Ingest>, r: ReportSettings) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(r.interval) => {}
+                _ = self.lifecycle.shutdown_requested() => return,
+            }
+            let now = laneway_common::envelope::now_ms() / 1000;
+            let (start, domains) = self.reports.take(now);
+            for d in domains {
+                let lookup = self.lookup.load_full();
+                let Some(to) = lookup.tlsrpt_rua(&d.domain).await else {
+                    continue;
+                };
+                if to.is_empty() {
+                    tracing::info!(domain = %d.domain, "TLS report not sent: only https destinations, which are not supported");
+                    continue;
+                }
+                let id = format!("{start}.{}.{}", d.domain, rand::random::<u32>());
+                let contact = format!("mailto:{}", r.from);
+                let v = json(&r.hostname, &contact, &id, start, now, &d);
+                let Some(message) =
+                    message(&r.hostname, &r.from, &to, &v, (start, now), now as i64)
+                else {
+                    continue;
+                };
+                let envelope = Envelope::local(
+                    r.from.clone(),
+                    to.iter().cloned().map(Recipient::new).collect(),
+                    "tls-report",
+                );
+                let sub = Submission {
+                    envelope,
+                    message,
+                    lane: LaneRequest::fixed(r.lane),
+                };
+                match ingest.submit(sub).await {
+                    Ok(acc) => {
+                        tracing::info!(domain = %d.domain, id = %acc.id, to = ?to, "TLS report queued")
+                    }
+                    Err(e) => {
+                        tracing::warn!(domain = %d.domain, error = %e, "cannot queue the TLS report")
+                    }
+                }
+            }
+        }
+    }
+}
 
 /// The policy a connection was made under, as the report describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,24 +183,6 @@ impl Reports {
             })
             .collect();
         (start, domains)
-    }
-}
-
-/// The failure result type (RFC 8460 §4.3) for a connection error text.
-pub fn result_type(error: &str) -> &'static str {
-    let e = error.to_ascii_lowercase();
-    if e.contains("does not offer starttls") {
-        "starttls-not-supported"
-    } else if e.contains("tlsa lookup") {
-        "dnssec-invalid"
-    } else if e.contains("notvalidforname") || e.contains("not valid for name") {
-        "certificate-host-mismatch"
-    } else if e.contains("expired") {
-        "certificate-expired"
-    } else if e.contains("unknownissuer") || e.contains("unknown issuer") {
-        "certificate-not-trusted"
-    } else {
-        "validation-failure"
     }
 }
 
@@ -351,24 +401,6 @@ mod tests {
         );
         assert_eq!(rua("v=spf1 -all"), None);
         assert_eq!(rua("v=TLSRPTv1; rua=mailto:x@y\r\nBcc: z"), Some(vec![]));
-    }
-
-    #[test]
-    fn result_types() {
-        assert_eq!(
-            result_type("4.7.4 mx does not offer STARTTLS; TLS is required"),
-            "starttls-not-supported"
-        );
-        assert_eq!(
-            result_type("4.7.5 TLS handshake with mx: invalid peer certificate: UnknownIssuer"),
-            "certificate-not-trusted"
-        );
-        assert_eq!(
-            result_type("invalid peer certificate: NotValidForName"),
-            "certificate-host-mismatch"
-        );
-        assert_eq!(result_type("the TLSA lookup failed"), "dnssec-invalid");
-        assert_eq!(result_type("no TLSA record matches"), "validation-failure");
     }
 
     #[test]

@@ -10,8 +10,8 @@
 /// What a returned message or an SMTP reply means for one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
-    /// The address does not exist or cannot be routed (5.1.x, 5.4.4,
-    /// 5.4.1 as Exchange Online uses it): stop sending to it.
+    /// The mailbox or its domain does not exist (5.1.1, 5.1.2, 5.1.3,
+    /// 5.1.6, 5.1.10, 5.2.1, or wording that says so): stop sending to it.
     Hard,
     /// Temporary (4.x.x), or permanent for reasons that may change
     /// (mailbox full 5.2.2, message too big 5.3.4, …) or could not be told.
@@ -79,12 +79,21 @@ pub fn classify_status(status: &str) -> Class {
     }
 }
 
-/// The class a specific enhanced code implies.
+/// The class a specific enhanced code implies: only the recipient-side
+/// statuses of [`laneway_common::delivery::RECIPIENT_STATUSES`] (the list
+/// that also decides suppression at delivery) are hard; sender-side codes
+/// (5.1.7, 5.1.8) and routing trouble (5.4.x) are not.
 fn by_code(c: Enhanced) -> Class {
-    match (c.class, c.subject, c.detail) {
-        (2, ..) => Class::Success,
-        (5, 7, _) => Class::Policy,
-        (5, 1, _) | (5, 4, 4) | (5, 4, 1) => Class::Hard,
+    use laneway_common::delivery::{BounceClass, Status};
+    match (c.class, c.subject) {
+        (2, _) => Class::Success,
+        (5, 7) => Class::Policy,
+        (5, s) => match u8::try_from(s) {
+            Ok(s) if BounceClass::of_status(Status::new(5, s, c.detail)).suppresses() => {
+                Class::Hard
+            }
+            _ => Class::Soft,
+        },
         _ => Class::Soft,
     }
 }
@@ -253,11 +262,19 @@ mod tests {
                 "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found",
                 Class::Hard,
             ),
-            ("554 5.4.4 SMTPSEND.DNS.NonExistentDomain", Class::Hard),
+            // routing trouble and sender-side codes never suppress
+            ("554 5.4.4 SMTPSEND.DNS.NonExistentDomain", Class::Soft),
             (
                 "550 5.4.1 Recipient address rejected: Access denied",
+                Class::Soft,
+            ),
+            ("550 5.1.8 Sender domain does not resolve", Class::Soft),
+            ("550 5.1.7 Bad sender address syntax", Class::Soft),
+            (
+                "550 5.2.1 The email account that you tried to reach is disabled",
                 Class::Hard,
             ),
+            ("553 5.1.3 Bad recipient address syntax", Class::Hard),
             ("552 5.2.2 Mailbox full", Class::Soft),
             (
                 "452 4.2.2 The email account that you tried to reach is over quota",

@@ -1,8 +1,11 @@
-//! The SMTP client side of a delivery (RFC 5321, RFC 2920 pipelining,
-//! RFC 3030 BDAT, RFC 3207 STARTTLS, RFC 4954 AUTH PLAIN, RFC 3461 DSN
-//! parameters). Replies are read with smtp-proto's incremental parser and
-//! bounded in size, every phase has its own timeout, and each recipient
-//! gets its own outcome.
+//! The SMTP client side of a delivery (RFC 5321, RFC 3207 STARTTLS, RFC
+//! 4954 AUTH PLAIN): connecting, the greeting and EHLO (capabilities read
+//! with smtp-proto's EHLO parser), TLS, and bounded, timed reads of each
+//! reply. Transactions are in [`transaction`]. Every failure is a
+//! [`ClientError`] that says what kind of trouble it was; the dispatcher
+//! turns it into a typed [`Outcome`] with the stage it happened at.
+
+mod transaction;
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -12,13 +15,15 @@ use std::time::Duration;
 
 use base64::Engine;
 use laneway_common::Reply;
-use laneway_spool::queue::Outcome;
+use laneway_common::delivery::{NextHop, Outcome, Stage, Status};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use smtp_proto::response::parser::ResponseReceiver;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
+
+pub use transaction::{Transaction, TxResult, dot_stuff, xtext};
 
 /// Longest reply we read (all lines together); a peer that sends more is cut off.
 pub const MAX_REPLY: usize = 64 * 1024;
@@ -69,29 +74,119 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// What went wrong talking to a server. The text of each starts with the
-/// RFC 3463 status it is reported with.
+/// Why TLS to a host failed, in the terms of RFC 8460 §4.3 (TLS reports
+/// count failures by these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFailure {
+    /// The host does not offer STARTTLS, or refused it.
+    StarttlsNotSupported,
+    /// The certificate is not for the host's name.
+    CertificateHostMismatch,
+    /// The certificate has expired.
+    CertificateExpired,
+    /// The certificate does not chain to a trusted root.
+    CertificateNotTrusted,
+    /// The host's TLSA records could not be looked up (DANE).
+    DnssecInvalid,
+    /// Anything else: a failed handshake, a DANE mismatch, an MTA-STS
+    /// policy that names none of the MX hosts.
+    ValidationFailure,
+    /// The host does not offer what this message needs after TLS
+    /// (REQUIRETLS), or credentials would go out in the clear.
+    Unavailable,
+}
+
+impl TlsFailure {
+    /// The RFC 8460 `result-type`.
+    pub fn result_type(self) -> &'static str {
+        match self {
+            TlsFailure::StarttlsNotSupported => "starttls-not-supported",
+            TlsFailure::CertificateHostMismatch => "certificate-host-mismatch",
+            TlsFailure::CertificateExpired => "certificate-expired",
+            TlsFailure::CertificateNotTrusted => "certificate-not-trusted",
+            TlsFailure::DnssecInvalid => "dnssec-invalid",
+            TlsFailure::ValidationFailure | TlsFailure::Unavailable => "validation-failure",
+        }
+    }
+
+    /// The status a delivery deferred for it is reported with: 4.7.4
+    /// (security features not supported) or 4.7.5 (cryptographic failure).
+    pub fn status(self) -> Status {
+        match self {
+            TlsFailure::StarttlsNotSupported | TlsFailure::Unavailable => Status::new(4, 7, 4),
+            _ => Status::new(4, 7, 5),
+        }
+    }
+
+    /// What a failed handshake says, from rustls's own error.
+    fn of_handshake(e: &std::io::Error) -> TlsFailure {
+        use rustls::CertificateError as C;
+        match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+            Some(rustls::Error::InvalidCertificate(c)) => match c {
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    TlsFailure::CertificateHostMismatch
+                }
+                C::Expired | C::ExpiredContext { .. } => TlsFailure::CertificateExpired,
+                C::UnknownIssuer => TlsFailure::CertificateNotTrusted,
+                _ => TlsFailure::ValidationFailure,
+            },
+            _ => TlsFailure::ValidationFailure,
+        }
+    }
+}
+
+/// What went wrong talking to a server.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
-    /// Could not connect, or the connection broke.
+    /// Could not connect (4.4.1).
     #[error("4.4.1 {0}")]
     Connect(String),
-    /// The connection broke or timed out during a session.
+    /// The connection broke or timed out during a session (4.4.2).
     #[error("4.4.2 {0}")]
     Lost(String),
-    /// The server answered with an error at a session step (greeting,
-    /// EHLO, STARTTLS, AUTH).
-    #[error("{0}")]
-    Rejected(Reply),
-    /// TLS could not be set up.
-    #[error("4.7.5 {0}")]
-    Tls(String),
-    /// TLS is required by policy and the server does not offer it.
-    #[error("4.7.4 {0}")]
-    TlsUnavailable(String),
-    /// The server speaks something that is not SMTP.
+    /// The server refused a session step (greeting, EHLO, STARTTLS,
+    /// AUTH) with this reply.
+    #[error("{1}")]
+    Rejected(Stage, Reply),
+    /// TLS could not be set up or fails the policy in force (4.7.5;
+    /// 4.7.4 when the host lacks a required feature).
+    #[error("{status} {1}", status = .0.status())]
+    Tls(TlsFailure, String),
+    /// The server speaks something that is not SMTP (4.5.0).
     #[error("4.5.0 {0}")]
     Protocol(String),
+}
+
+impl ClientError {
+    /// The transient outcome this error means for a recipient, when it
+    /// happened at `stage` (the stage of a refusal or a TLS failure is
+    /// its own).
+    pub fn outcome(&self, stage: Stage, hop: Option<NextHop>) -> Outcome {
+        let o = match self {
+            ClientError::Connect(d) => Outcome::transient(Stage::Connect, Status::new(4, 4, 1), d),
+            ClientError::Lost(d) => Outcome::transient(stage, Status::new(4, 4, 2), d),
+            ClientError::Protocol(d) => Outcome::transient(stage, Status::new(4, 5, 0), d),
+            ClientError::Tls(kind, d) => Outcome::transient(Stage::Tls, kind.status(), d),
+            // a refusal before any transaction says nothing final about
+            // a recipient: even a 5xx greeting is tried again later
+            ClientError::Rejected(stage, r) => {
+                let mut o = Outcome::remote(*stage, r.clone(), None);
+                if !o.is_transient() {
+                    o.disposition = laneway_common::Disposition::Transient;
+                }
+                o
+            }
+        };
+        o.at(hop)
+    }
+
+    /// The TLS failure, when this is one.
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        match self {
+            ClientError::Tls(k, _) => Some(*k),
+            _ => None,
+        }
+    }
 }
 
 /// Per-phase timeouts (RFC 5321 §4.5.3.2).
@@ -130,72 +225,47 @@ pub struct Caps {
     pub starttls: bool,
     /// RFC 8689
     pub requiretls: bool,
-    /// RFC 4954 mechanisms
-    pub auth: Vec<String>,
+    /// RFC 4954 AUTH PLAIN offered.
+    pub auth_plain: bool,
 }
 
 impl Caps {
-    /// Parses the lines of an EHLO reply.
+    /// Reads the capabilities of an EHLO reply with smtp-proto's parser
+    /// (the reply is put back on the wire form it came in). An EHLO reply
+    /// it cannot read offers nothing beyond plain RFC 5321.
     pub fn parse(reply: &Reply) -> Caps {
-        let mut c = Caps::default();
-        for (i, line) in reply.lines.iter().enumerate() {
-            if i == 0 {
-                c.hostname = line.split_whitespace().next().unwrap_or("").to_string();
-                continue;
-            }
-            let mut words = line.split_whitespace();
-            let kw = words.next().unwrap_or("").to_ascii_uppercase();
-            match kw.as_str() {
-                "PIPELINING" => c.pipelining = true,
-                "SIZE" => {
-                    c.size_ext = true;
-                    c.size = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                }
-                "8BITMIME" => c.eightbit = true,
-                "SMTPUTF8" => c.smtputf8 = true,
-                "DSN" => c.dsn = true,
-                "CHUNKING" => c.chunking = true,
-                "STARTTLS" => c.starttls = true,
-                "REQUIRETLS" => c.requiretls = true,
-                "AUTH" => c.auth = words.map(|w| w.to_ascii_uppercase()).collect(),
-                _ => {}
-            }
+        use smtp_proto::*;
+        let wire = Reply {
+            esc: None,
+            ..reply.clone()
         }
-        c
+        .to_wire();
+        let Ok(r) = EhloResponse::<String>::parse(&mut wire.as_bytes().iter()) else {
+            return Caps {
+                hostname: reply
+                    .lines
+                    .first()
+                    .and_then(|l| l.split_whitespace().next())
+                    .unwrap_or("")
+                    .to_string(),
+                ..Caps::default()
+            };
+        };
+        let has = |ext: u32| r.capabilities & ext != 0;
+        Caps {
+            hostname: r.hostname,
+            pipelining: has(EXT_PIPELINING),
+            size_ext: has(EXT_SIZE),
+            size: r.size as u64,
+            eightbit: has(EXT_8BIT_MIME),
+            smtputf8: has(EXT_SMTP_UTF8),
+            dsn: has(EXT_DSN),
+            chunking: has(EXT_CHUNKING),
+            starttls: has(EXT_START_TLS),
+            requiretls: has(EXT_REQUIRE_TLS),
+            auth_plain: has(EXT_AUTH) && r.auth_mechanisms & AUTH_PLAIN != 0,
+        }
     }
-}
-
-/// One transaction to send.
-#[derive(Debug, Clone)]
-pub struct Transaction<'a> {
-    /// Reverse path (empty for `<>`).
-    pub from: &'a str,
-    /// Recipients: index, address, NOTIFY= value, ORCPT (`rfc822;addr`).
-    pub rcpts: Vec<(usize, &'a str, Option<String>, Option<&'a str>)>,
-    /// The message (CRLF line ends, not dot-stuffed).
-    pub message: &'a [u8],
-    /// Needs SMTPUTF8.
-    pub smtputf8: bool,
-    /// Has 8-bit content (BODY=8BITMIME).
-    pub eightbit: bool,
-    /// RFC 3461 RET.
-    pub ret: Option<&'static str>,
-    /// RFC 3461 ENVID.
-    pub envid: Option<&'a str>,
-    /// RFC 8689 REQUIRETLS: passed on; the connection must be TLS to a
-    /// server that offers it (the dispatcher also checks the certificate).
-    pub require_tls: bool,
-}
-
-/// The result of a transaction.
-#[derive(Debug, Clone, Default)]
-pub struct TxResult {
-    /// One outcome per recipient.
-    pub outcomes: Vec<(usize, Outcome)>,
-    /// The server pushed back (421, 4.7.x).
-    pub throttled: bool,
-    /// The connection can carry another transaction.
-    pub reusable: bool,
 }
 
 /// An open SMTP client session.
@@ -273,10 +343,18 @@ impl Client {
         };
         let greeting = c.read_reply(timeouts.greeting).await?;
         if greeting.code != 220 {
-            return Err(ClientError::Rejected(greeting));
+            return Err(ClientError::Rejected(Stage::Greeting, greeting));
         }
         c.ehlo(helo).await?;
         Ok(c)
+    }
+
+    /// The next hop this session reached.
+    pub fn hop(&self) -> NextHop {
+        NextHop {
+            host: self.host.clone(),
+            addr: self.peer,
+        }
     }
 
     async fn ehlo(&mut self, helo: &str) -> Result<(), ClientError> {
@@ -288,13 +366,13 @@ impl Client {
             return Ok(());
         }
         if r.code == 421 {
-            return Err(ClientError::Rejected(r));
+            return Err(ClientError::Rejected(Stage::Greeting, r));
         }
         let r = self
             .command(&format!("HELO {helo}\r\n"), self.timeouts.greeting)
             .await?;
         if r.code != 250 {
-            return Err(ClientError::Rejected(r));
+            return Err(ClientError::Rejected(Stage::Greeting, r));
         }
         self.caps = Caps::default();
         Ok(())
@@ -309,14 +387,22 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let r = self.command("STARTTLS\r\n", self.timeouts.greeting).await?;
         if r.code != 220 {
-            return Err(ClientError::Tls(format!("STARTTLS refused: {r}")));
+            return Err(ClientError::Tls(
+                TlsFailure::StarttlsNotSupported,
+                format!("STARTTLS refused: {r}"),
+            ));
         }
         let Stream::Plain(tcp) = self.stream else {
             return Err(ClientError::Protocol("TLS already active".into()));
         };
         let server_name = ServerName::try_from(name.to_string())
             .or_else(|_| ServerName::try_from(self.peer.ip().to_string()))
-            .map_err(|e| ClientError::Tls(format!("bad server name {name}: {e}")))?;
+            .map_err(|e| {
+                ClientError::Tls(
+                    TlsFailure::ValidationFailure,
+                    format!("bad server name {name}: {e}"),
+                )
+            })?;
         let connector = tokio_rustls::TlsConnector::from(config);
         let tls =
             match tokio::time::timeout(self.timeouts.greeting, connector.connect(server_name, tcp))
@@ -324,12 +410,16 @@ impl Client {
             {
                 Ok(Ok(t)) => t,
                 Ok(Err(e)) => {
-                    return Err(ClientError::Tls(format!("TLS handshake with {name}: {e}")));
+                    return Err(ClientError::Tls(
+                        TlsFailure::of_handshake(&e),
+                        format!("TLS handshake with {name}: {e}"),
+                    ));
                 }
                 Err(_) => {
-                    return Err(ClientError::Tls(format!(
-                        "TLS handshake with {name} timed out"
-                    )));
+                    return Err(ClientError::Tls(
+                        TlsFailure::ValidationFailure,
+                        format!("TLS handshake with {name} timed out"),
+                    ));
                 }
             };
         let conn = tls.get_ref().1;
@@ -360,7 +450,7 @@ impl Client {
         if r.code == 235 {
             Ok(())
         } else {
-            Err(ClientError::Rejected(r))
+            Err(ClientError::Rejected(Stage::Greeting, r))
         }
     }
 
@@ -454,333 +544,11 @@ impl Client {
         })
         .await;
     }
-
-    /// Sends one transaction and reports every recipient's outcome.
-    pub async fn send(&mut self, tx: &Transaction<'_>) -> TxResult {
-        let all = |o: Outcome| -> Vec<(usize, Outcome)> {
-            tx.rcpts.iter().map(|(i, ..)| (*i, o.clone())).collect()
-        };
-        // What this server cannot take, refused before MAIL (never
-        // downgraded): each a permanent failure for every recipient.
-        let refusal = if tx.require_tls && !(self.caps.requiretls && self.tls.is_some()) {
-            Some(format!(
-                "5.7.10 REQUIRETLS needed: {} does not offer REQUIRETLS over TLS",
-                self.host
-            ))
-        } else if tx.smtputf8 && !self.caps.smtputf8 {
-            Some(format!(
-                "5.6.7 {} does not support SMTPUTF8, which this message needs",
-                self.host
-            ))
-        } else if tx.eightbit && !self.caps.eightbit {
-            Some(format!(
-                "5.6.3 {} does not support 8BITMIME and the message has 8-bit content",
-                self.host
-            ))
-        } else if self.caps.size > 0 && tx.message.len() as u64 > self.caps.size {
-            Some(format!(
-                "5.3.4 Message too big for {} (limit {} bytes)",
-                self.host, self.caps.size
-            ))
-        } else {
-            None
-        };
-        if let Some(reply) = refusal {
-            return TxResult {
-                outcomes: all(Outcome::Failed { reply }),
-                throttled: false,
-                reusable: true,
-            };
-        }
-        match self.transaction(tx).await {
-            Ok(r) => r,
-            Err(e) => TxResult {
-                outcomes: all(Outcome::Deferred {
-                    reply: e.to_string(),
-                }),
-                throttled: false,
-                reusable: false,
-            },
-        }
-    }
-
-    fn mail_line(&self, tx: &Transaction<'_>) -> String {
-        let mut line = format!("MAIL FROM:<{}>", tx.from);
-        if self.caps.size_ext {
-            line.push_str(&format!(" SIZE={}", tx.message.len()));
-        }
-        if tx.eightbit {
-            line.push_str(" BODY=8BITMIME");
-        }
-        if tx.smtputf8 {
-            line.push_str(" SMTPUTF8");
-        }
-        if tx.require_tls {
-            line.push_str(" REQUIRETLS");
-        }
-        if self.caps.dsn {
-            if let Some(r) = tx.ret {
-                line.push_str(&format!(" RET={r}"));
-            }
-            if let Some(e) = tx.envid {
-                line.push_str(&format!(" ENVID={}", xtext(e)));
-            }
-        }
-        line.push_str("\r\n");
-        line
-    }
-
-    fn rcpt_line(&self, addr: &str, notify: &Option<String>, orcpt: Option<&str>) -> String {
-        let mut line = format!("RCPT TO:<{addr}>");
-        if self.caps.dsn {
-            if let Some(n) = notify {
-                line.push_str(&format!(" NOTIFY={n}"));
-            }
-            if let Some(o) = orcpt {
-                let (kind, value) = o.split_once(';').unwrap_or(("rfc822", o));
-                line.push_str(&format!(" ORCPT={kind};{}", xtext(value)));
-            }
-        }
-        line.push_str("\r\n");
-        line
-    }
-
-    async fn transaction(&mut self, tx: &Transaction<'_>) -> Result<TxResult, ClientError> {
-        let cmd = self.timeouts.command;
-        let bdat = self.caps.chunking;
-        let mut result = TxResult {
-            outcomes: Vec::new(),
-            throttled: false,
-            reusable: true,
-        };
-        let mail = self.mail_line(tx);
-        let rcpts: Vec<String> = tx
-            .rcpts
-            .iter()
-            .map(|(_, a, n, o)| self.rcpt_line(a, n, *o))
-            .collect();
-        let pipelined_data = self.caps.pipelining && !bdat;
-        if self.caps.pipelining {
-            let mut batch = mail.clone();
-            for r in &rcpts {
-                batch.push_str(r);
-            }
-            if pipelined_data {
-                batch.push_str("DATA\r\n");
-            }
-            self.write(batch.as_bytes(), cmd).await?;
-        } else {
-            self.write(mail.as_bytes(), cmd).await?;
-        }
-        let mail_reply = self.read_reply(cmd).await?;
-        if mail_reply.code / 100 != 2 {
-            let outcome = outcome_for(&mail_reply);
-            note_pushback(&mail_reply, &mut result);
-            result.outcomes = tx
-                .rcpts
-                .iter()
-                .map(|(i, ..)| (*i, outcome.clone()))
-                .collect();
-            if self.caps.pipelining {
-                // drain the replies to what was pipelined after MAIL
-                for _ in 0..rcpts.len() + usize::from(pipelined_data) {
-                    if self.read_reply(cmd).await.is_err() {
-                        result.reusable = false;
-                        return Ok(result);
-                    }
-                }
-            }
-            if result.reusable && self.rset().await.is_err() {
-                result.reusable = false;
-            }
-            return Ok(result);
-        }
-        let mut accepted = Vec::new();
-        for (n, (idx, ..)) in tx.rcpts.iter().enumerate() {
-            if !self.caps.pipelining {
-                self.write(rcpts[n].as_bytes(), cmd).await?;
-            }
-            let r = self.read_reply(cmd).await?;
-            if r.code / 100 == 2 {
-                accepted.push(*idx);
-            } else {
-                note_pushback(&r, &mut result);
-                result.outcomes.push((*idx, outcome_for(&r)));
-                if r.code == 421 {
-                    return Ok(result_with_rest(
-                        result,
-                        tx,
-                        Outcome::Deferred {
-                            reply: r.to_string(),
-                        },
-                    ));
-                }
-            }
-        }
-        if accepted.is_empty() {
-            if pipelined_data {
-                let _ = self.read_reply(cmd).await?;
-            }
-            self.rset().await?;
-            return Ok(result);
-        }
-        let final_reply = if bdat {
-            let mut chunk = format!("BDAT {} LAST\r\n", tx.message.len()).into_bytes();
-            chunk.extend_from_slice(tx.message);
-            self.write(&chunk, self.timeouts.data).await?;
-            self.read_reply(self.timeouts.data).await?
-        } else {
-            if !pipelined_data {
-                self.write(b"DATA\r\n", cmd).await?;
-            }
-            let r = self.read_reply(cmd).await?;
-            if r.code != 354 {
-                note_pushback(&r, &mut result);
-                let o = outcome_for(&r);
-                result
-                    .outcomes
-                    .extend(accepted.iter().map(|i| (*i, o.clone())));
-                self.rset().await?;
-                return Ok(result);
-            }
-            let body = dot_stuff(tx.message);
-            self.write(&body, self.timeouts.data).await?;
-            self.read_reply(self.timeouts.data).await?
-        };
-        note_pushback(&final_reply, &mut result);
-        let o = if final_reply.code / 100 == 2 {
-            Outcome::Delivered {
-                reply: final_reply.to_string(),
-                dsn_passed: self.caps.dsn,
-            }
-        } else {
-            outcome_for(&final_reply)
-        };
-        result
-            .outcomes
-            .extend(accepted.iter().map(|i| (*i, o.clone())));
-        if final_reply.code == 421 {
-            result.reusable = false;
-        }
-        Ok(result)
-    }
-
-    async fn rset(&mut self) -> Result<(), ClientError> {
-        let r = self.command("RSET\r\n", self.timeouts.command).await?;
-        if r.code / 100 == 2 {
-            Ok(())
-        } else {
-            Err(ClientError::Rejected(r))
-        }
-    }
-}
-
-fn result_with_rest(mut result: TxResult, tx: &Transaction<'_>, o: Outcome) -> TxResult {
-    for (i, ..) in &tx.rcpts {
-        if !result.outcomes.iter().any(|(j, _)| j == i) {
-            result.outcomes.push((*i, o.clone()));
-        }
-    }
-    result.reusable = false;
-    result.throttled = true;
-    result
-}
-
-/// Notes replies that mean "slow down": 421 and 4.7.x.
-fn note_pushback(r: &Reply, result: &mut TxResult) {
-    if r.code == 421 {
-        result.throttled = true;
-        result.reusable = false;
-    } else if r.code / 100 == 4 && matches!(r.esc, Some((4, 7, _))) {
-        result.throttled = true;
-    }
-}
-
-/// The outcome a non-2xx reply means for a recipient.
-pub fn outcome_for(r: &Reply) -> Outcome {
-    if r.code / 100 == 5 {
-        Outcome::Failed {
-            reply: r.to_string(),
-        }
-    } else {
-        Outcome::Deferred {
-            reply: r.to_string(),
-        }
-    }
-}
-
-/// RFC 3461 §4 xtext: `+` followed by two hex digits for anything outside
-/// `!`..`~` and for `+` and `=`.
-pub fn xtext(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if (33..=126).contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Dot-stuffs a message for DATA (RFC 5321 §4.5.2) and appends the end of
-/// data. A line end is always CRLF on the wire: a stray bare CR or LF (which
-/// ingest never stores) is sent as CRLF rather than relayed.
-pub fn dot_stuff(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(msg.len() + msg.len() / 64 + 8);
-    let mut line_start = true;
-    let mut i = 0;
-    while i < msg.len() {
-        let b = msg[i];
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        match b {
-            b'\r' if msg.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 2;
-                line_start = true;
-                continue;
-            }
-            b'\r' | b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                line_start = true;
-            }
-            _ => {
-                out.push(b);
-                line_start = false;
-            }
-        }
-        i += 1;
-    }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stuffing() {
-        assert_eq!(
-            dot_stuff(b"a\r\n.b\r\n..c\r\n"),
-            b"a\r\n..b\r\n...c\r\n.\r\n"
-        );
-        assert_eq!(dot_stuff(b".\r\n"), b"..\r\n.\r\n");
-        assert_eq!(dot_stuff(b"no end"), b"no end\r\n.\r\n");
-        assert_eq!(dot_stuff(b"bare\nlf\r\n.x"), b"bare\r\nlf\r\n..x\r\n.\r\n");
-        assert_eq!(dot_stuff(b""), b".\r\n");
-    }
-
-    #[test]
-    fn xtext_encoding() {
-        assert_eq!(xtext("bob@example.net"), "bob@example.net");
-        assert_eq!(xtext("a+b=c d"), "a+2Bb+3Dc+20d");
-    }
 
     #[test]
     fn caps() {
@@ -801,10 +569,35 @@ mod tests {
         assert_eq!(c.hostname, "mx.test");
         assert!(c.pipelining && c.eightbit && c.dsn && c.starttls && !c.chunking && !c.smtputf8);
         assert!(!c.requiretls);
+        assert!(c.auth_plain);
         let mut r = r;
         r.lines.push("requiretls".into());
         assert!(Caps::parse(&r).requiretls);
         assert_eq!(c.size, 1000);
-        assert_eq!(c.auth, vec!["PLAIN", "LOGIN"]);
+    }
+
+    #[test]
+    fn errors_become_transient_outcomes_at_their_stage() {
+        let hop = NextHop {
+            host: "mx.test".into(),
+            addr: "127.0.0.1:25".parse().unwrap(),
+        };
+        let o = ClientError::Lost("gone".into()).outcome(Stage::Data, Some(hop.clone()));
+        assert!(o.is_transient());
+        assert_eq!(
+            (o.stage, o.status.to_string()),
+            (Stage::Data, "4.4.2".into())
+        );
+        assert_eq!(o.hop.as_ref(), Some(&hop));
+        let o = ClientError::Tls(TlsFailure::StarttlsNotSupported, "x".into())
+            .outcome(Stage::Mail, None);
+        assert_eq!(
+            (o.stage, o.status.to_string()),
+            (Stage::Tls, "4.7.4".into())
+        );
+        let o = ClientError::Rejected(Stage::Greeting, Reply::new(554, (5, 3, 2), "no"))
+            .outcome(Stage::Mail, None);
+        assert!(o.is_transient() && o.remote.is_some());
+        assert_eq!(o.stage, Stage::Greeting);
     }
 }
