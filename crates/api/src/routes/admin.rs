@@ -198,21 +198,11 @@ pub async fn flush(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Json<Va
     Ok(Json(json!({"flushed": n})))
 }
 
+/// A destination: a domain, `.example.com` (its subdomains) or `*`.
 fn domain(d: &str) -> Result<String, ApiError> {
-    let d = d.trim_end_matches('.').to_ascii_lowercase();
-    if d.is_empty()
-        || d.len() > 255
-        || !d
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        return Err(ApiError::field(
-            "invalid_domain",
-            "domain",
-            format!("{d:?} is not a domain name"),
-        ));
-    }
-    Ok(d)
+    laneway_common::domain::DomainPattern::parse(d)
+        .map(|p| p.to_string())
+        .map_err(|e| ApiError::field("invalid_domain", "domain", e))
 }
 
 /// `POST /api/v1/destinations/{domain}/suspend`

@@ -9,7 +9,18 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::units::{self, Rate};
+use crate::domain::DomainPattern;
 use crate::priority::{LaneSet, Priority};
+
+/// A key that takes one domain (not a pattern): its normal form.
+fn exact_domain(d: &str) -> Result<String, String> {
+    match DomainPattern::parse(d)? {
+        DomainPattern::Exact(n) => Ok(n),
+        _ => Err(format!(
+            "{d:?}: this key takes a domain name, not a pattern (patterns such as \"*\" and \".example.com\" are for [[destination]] and [[route]] domain)"
+        )),
+    }
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default)]
@@ -506,8 +517,10 @@ pub struct Pool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
-    /// Recipient domain; the limits apply to the whole next-hop site it
-    /// resolves to (every domain sharing those MX hosts).
+    /// Recipient domain, `.example.com` (every subdomain) or `*` (every
+    /// domain); the most specific match wins (exact, longest suffix, `*`).
+    /// The limits apply to the whole next-hop site it resolves to (every
+    /// domain sharing those MX hosts); `hold` holds every matching domain.
     pub domain: String,
     /// Overrides `[outbound] connections_per_destination`.
     #[serde(default)]
@@ -543,7 +556,8 @@ fn default_reserved_min_lane() -> Priority {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// Recipient domain, or `"*"` for every domain without a route of its own.
+    /// Recipient domain, `.example.com` (every subdomain), or `"*"` for
+    /// every domain without a more specific route (a smarthost).
     pub domain: String,
     /// `host:port`, `[ip]:port` or `host` (port `[outbound] port`).
     pub via: String,
@@ -876,7 +890,36 @@ impl Config {
             }
         }
         for d in &mut self.relay.local_domains {
-            *d = d.trim_end_matches('.').to_ascii_lowercase();
+            match exact_domain(d) {
+                Ok(n) => *d = n,
+                Err(e) => errors.push(format!("[relay] local_domains: {e}")),
+            }
+        }
+        for u in &self.smtp_users {
+            for d in u.allowed_from_domains.iter().flatten() {
+                if let Err(e) = exact_domain(d) {
+                    errors.push(format!(
+                        "[[smtp_user]] {:?}: allowed_from_domains: {e}",
+                        u.name
+                    ));
+                }
+            }
+        }
+        for d in &self.domains {
+            let at = format!("[[domain]] {:?}", d.name);
+            if let Err(e) = exact_domain(&d.name) {
+                errors.push(format!("{at}: name: {e}"));
+            }
+            if let Some(b) = &d.bounce_domain
+                && let Err(e) = exact_domain(b)
+            {
+                errors.push(format!("{at}: bounce_domain: {e}"));
+            }
+        }
+        if let Some(b) = &self.auth.default_bounce_domain
+            && let Err(e) = exact_domain(b)
+        {
+            errors.push(format!("[auth] default_bounce_domain: {e}"));
         }
         if !(1..=4096).contains(&self.spool.shards) {
             errors.push(format!(
@@ -900,6 +943,11 @@ impl Config {
             let mut names = std::collections::HashSet::new();
             for k in &api.key {
                 let at = format!("[[api.key]] {:?}", k.name);
+                for d in k.allowed_from_domains.iter().flatten() {
+                    if let Err(e) = exact_domain(d) {
+                        errors.push(format!("{at}: allowed_from_domains: {e}"));
+                    }
+                }
                 if !names.insert(k.name.clone()) {
                     errors.push(format!("{at}: duplicate key name"));
                 }
@@ -958,7 +1006,10 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for d in &mut self.destinations {
-            d.domain = d.domain.trim_end_matches('.').to_ascii_lowercase();
+            match DomainPattern::parse(&d.domain) {
+                Ok(p) => d.domain = p.to_string(),
+                Err(e) => errors.push(format!("[[destination]] domain: {e}")),
+            }
             if !seen.insert(d.domain.clone()) {
                 errors.push(format!("[[destination]] {:?}: listed twice", d.domain));
             }
@@ -972,7 +1023,10 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for r in &mut self.routes {
-            r.domain = r.domain.trim_end_matches('.').to_ascii_lowercase();
+            match DomainPattern::parse(&r.domain) {
+                Ok(p) => r.domain = p.to_string(),
+                Err(e) => errors.push(format!("[[route]] domain: {e}")),
+            }
             if !seen.insert(r.domain.clone()) {
                 errors.push(format!("[[route]] {:?}: listed twice", r.domain));
             }

@@ -123,3 +123,53 @@ fn dane_needs_a_trusted_validating_resolver() {
     let c = c.config;
     assert!(c.outbound.dane && c.dns.dnssec && c.outbound.mta_sts);
 }
+
+#[test]
+fn every_key_that_takes_a_domain_is_checked() {
+    // patterns where a pattern is meant
+    let c = load(
+        "[[destination]]\ndomain = \"*\"\nhold = true\n[[destination]]\ndomain = \".Example.COM\"\n[[route]]\ndomain = \".example.net\"\nvia = \"127.0.0.1:25\"\n",
+    )
+    .unwrap()
+    .config;
+    assert_eq!(c.destinations[0].domain, "*");
+    assert_eq!(c.destinations[1].domain, ".example.com");
+    assert_eq!(c.routes[0].domain, ".example.net");
+    // names elsewhere, each problem naming its key
+    let e = load(
+        r#"
+[relay]
+local_domains = ["*"]
+[auth]
+default_bounce_domain = ".bounces.test"
+[[domain]]
+name = "*.example.com"
+bounce_domain = "bad domain"
+[[smtp_user]]
+name = "u"
+password_hash = "$argon2id$x"
+allowed_from_domains = ["*"]
+[[destination]]
+domain = "exa mple.com"
+[[route]]
+domain = "*.x.test"
+via = "h:25"
+"#,
+    )
+    .unwrap_err()
+    .0;
+    for key in [
+        "[relay] local_domains",
+        "[auth] default_bounce_domain",
+        "[[domain]] \"*.example.com\": name",
+        "[[domain]] \"*.example.com\": bounce_domain",
+        "[[smtp_user]] \"u\": allowed_from_domains",
+        "[[destination]] domain",
+        "[[route]] domain",
+    ] {
+        assert!(
+            e.iter().any(|m| m.starts_with(key)),
+            "no error for {key}: {e:#?}"
+        );
+    }
+}
