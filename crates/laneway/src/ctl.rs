@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::cli::{QueueCommand, SuppressionCommand, TargetArgs};
 use crate::serve::CONTROL_SOCKET;
 
 /// Where the daemon's API is.
@@ -168,215 +169,182 @@ pub fn run(
     }
 }
 
-/// Human form of `GET /api/v1/queue`.
-pub fn print_stats(v: &Value) {
-    println!(
-        "{:>4}  {:>10}  {:>10}  {:>12}",
-        "lane", "messages", "deferred", "oldest"
-    );
-    for l in v["lanes"].as_array().into_iter().flatten().rev() {
-        let age = l["oldest_age_seconds"]
-            .as_f64()
-            .map(humantime)
-            .unwrap_or_else(|| "-".into());
-        println!(
-            "{:>4}  {:>10}  {:>10}  {:>12}",
-            l["lane"], l["count"], l["deferred"], age
-        );
-    }
-    println!(
-        "total {}  ready {}  deferred {}",
-        v["total"], v["ready"], v["deferred"]
-    );
-    let dests = v["destinations"].as_array().cloned().unwrap_or_default();
-    if !dests.is_empty() {
-        println!(
-            "\n{:<48} {:>8} {:>6} {:>10}  lanes",
-            "destination", "ready", "conns", "health"
-        );
-        for d in dests {
-            let lanes: Vec<String> = d["lanes"]
-                .as_object()
-                .map(|m| m.iter().rev().map(|(k, n)| format!("{k}:{n}")).collect())
-                .unwrap_or_default();
-            let health = if d["suspended"] == true {
-                "suspended".to_string()
-            } else {
-                d["health"].as_str().unwrap_or("").to_string()
-            };
-            println!(
-                "{:<48} {:>8} {:>6} {:>10}  {}",
-                d["site"].as_str().unwrap_or(""),
-                d["ready"],
-                d["connections"],
-                health,
-                lanes.join(" ")
-            );
-        }
-    }
-}
-
-fn humantime(secs: f64) -> String {
-    let s = secs as u64;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{}s", s / 60, s % 60),
-        3600..=86399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// Human form of a message list page.
-pub fn print_list(v: &Value) {
-    println!(
-        "{:<16}  {:>4}  {:<9}  {:>3}  {:<20}  {:<30}  recipients",
-        "id", "lane", "state", "try", "queued", "from"
-    );
-    for m in v["messages"].as_array().into_iter().flatten() {
-        let rcpts: Vec<&str> = m["recipients"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r.as_str())
-            .collect();
-        println!(
-            "{:<16}  {:>4}  {:<9}  {:>3}  {:<20}  {:<30}  {}",
-            m["id"].as_str().unwrap_or(""),
-            m["lane"],
-            m["state"].as_str().unwrap_or(""),
-            m["attempts"],
-            m["queued_at"].as_str().unwrap_or(""),
-            m["from"]
-                .as_str()
-                .map(|f| if f.is_empty() { "<>" } else { f })
-                .unwrap_or(""),
-            rcpts.join(", ")
-        );
-    }
-    if let Some(c) = v["next_cursor"].as_str() {
-        println!("(more: --cursor {c})");
-    }
-}
-
-/// Human form of a message in detail.
-pub fn print_detail(v: &Value) {
-    for k in [
-        "id",
-        "lane",
-        "state",
-        "from",
-        "queued_at",
-        "attempts",
-        "next_attempt",
-        "size",
-        "last_reply",
-    ] {
-        if !v[k].is_null() {
-            println!(
-                "{k:<13} {}",
-                v[k].as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v[k].to_string())
-            );
-        }
-    }
-    println!("recipients:");
-    for r in v["recipients"].as_array().into_iter().flatten() {
-        println!(
-            "  {:<40} {:<10} tries={} {}",
-            r["address"].as_str().unwrap_or(""),
-            r["status"].as_str().unwrap_or(""),
-            r["attempts"],
-            r["last_reply"].as_str().unwrap_or("")
-        );
-    }
-}
-
-/// Human form of a suppression list page.
-pub fn print_suppressions(v: &Value) {
-    println!(
-        "{:<40}  {:<24}  {:<5}  {:<20}  reason",
-        "address", "sender domain", "lanes", "since"
-    );
-    for s in v["suppressions"].as_array().into_iter().flatten() {
-        println!(
-            "{:<40}  {:<24}  {:<5}  {:<20}  {}",
-            s["address"].as_str().unwrap_or(""),
-            s["sender_domain"].as_str().unwrap_or(""),
-            s["lanes"].as_str().unwrap_or(""),
-            s["since"].as_str().unwrap_or(""),
-            s["reason"].as_str().unwrap_or("")
-        );
-    }
-    if let Some(c) = v["next_cursor"].as_str() {
-        println!("(more: --cursor {c})");
-    }
-}
-
-/// `laneway dkim keygen`: writes the private key (PEM, 0600) and prints the TXT record.
-pub fn dkim_keygen(domain: &str, selector: &str, algorithm: &str, out: &Path) -> ExitCode {
-    use laneway_common::config::DkimAlgorithm;
-    use std::os::unix::fs::OpenOptionsExt;
-    let alg = match algorithm {
-        "rsa-sha256" => DkimAlgorithm::RsaSha256,
-        "ed25519-sha256" => DkimAlgorithm::Ed25519Sha256,
-        other => {
-            eprintln!("error: --algorithm {other:?}: use rsa-sha256 or ed25519-sha256");
-            return ExitCode::FAILURE;
-        }
-    };
-    let (pem, txt) = match laneway_auth::keygen(alg, domain, selector) {
+/// `laneway suppressions …`: one API call per verb.
+pub fn suppressions(t: TargetArgs, command: SuppressionCommand) -> ExitCode {
+    let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(out)
-        .and_then(|mut f| f.write_all(pem.as_bytes()).and_then(|_| f.sync_all()));
-    if let Err(e) = file {
-        eprintln!(
-            "error: writing {}: {e} (an existing key is never overwritten)",
-            out.display()
-        );
-        return ExitCode::FAILURE;
+    let done = |v: &serde_json::Value| println!("{}", serde_json::to_string(v).unwrap_or_default());
+    match command {
+        SuppressionCommand::List {
+            sender_domain,
+            limit,
+            cursor,
+        } => {
+            let mut q = vec![format!("limit={limit}")];
+            for (k, v) in [("sender_domain", sender_domain), ("cursor", cursor)] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", encode(&v)));
+                }
+            }
+            run(
+                &target,
+                "GET",
+                &format!("/api/v1/suppressions?{}", q.join("&")),
+                None,
+                t.json,
+                crate::print::print_suppressions,
+            )
+        }
+        SuppressionCommand::Add {
+            address,
+            sender_domain,
+            reason,
+            bulk_only,
+        } => run(
+            &target,
+            "POST",
+            "/api/v1/suppressions",
+            Some(
+                serde_json::json!({"address": address, "sender_domain": sender_domain, "reason": reason,
+                "lanes": if bulk_only { "bulk" } else { "all" }}),
+            ),
+            t.json,
+            done,
+        ),
+        SuppressionCommand::Remove {
+            address,
+            sender_domain,
+        } => run(
+            &target,
+            "DELETE",
+            &format!(
+                "/api/v1/suppressions?address={}&sender_domain={}",
+                encode(&address),
+                encode(&sender_domain)
+            ),
+            None,
+            t.json,
+            done,
+        ),
     }
-    eprintln!(
-        "private key written to {} (mode 0600); publish this record:",
-        out.display()
-    );
-    println!("{txt}");
-    ExitCode::SUCCESS
 }
 
-/// `laneway api-key new --name N`: a fresh token and its configuration lines.
-pub fn new_api_key(name: &str, scopes: &[String]) -> ExitCode {
-    for s in scopes {
-        if s != "send" && s != "admin" {
-            eprintln!("error: unknown scope {s:?} (send, admin)");
+/// `laneway queue …`: one API call per verb.
+pub fn queue(t: TargetArgs, command: QueueCommand) -> ExitCode {
+    let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    let json = t.json;
+    let done = |v: &serde_json::Value| println!("{}", serde_json::to_string(v).unwrap_or_default());
+    match command {
+        QueueCommand::Stats => run(
+            &target,
+            "GET",
+            "/api/v1/queue",
+            None,
+            json,
+            crate::print::print_stats,
+        ),
+        QueueCommand::List {
+            lane,
+            domain,
+            sender,
+            state,
+            limit,
+            cursor,
+        } => {
+            let mut q = vec![format!("limit={limit}")];
+            if let Some(l) = lane {
+                q.push(format!("lane={l}"));
+            }
+            for (k, v) in [
+                ("domain", domain),
+                ("sender", sender),
+                ("state", state),
+                ("cursor", cursor),
+            ] {
+                if let Some(v) = v {
+                    q.push(format!("{k}={}", encode(&v)));
+                }
+            }
+            run(
+                &target,
+                "GET",
+                &format!("/api/v1/queue/messages?{}", q.join("&")),
+                None,
+                json,
+                crate::print::print_list,
+            )
+        }
+        QueueCommand::Show { id } => run(
+            &target,
+            "GET",
+            &format!("/api/v1/messages/{}", encode(&id)),
+            None,
+            json,
+            crate::print::print_detail,
+        ),
+        QueueCommand::Delete { id, bounce } => run(
+            &target,
+            "DELETE",
+            &format!("/api/v1/messages/{}?bounce={bounce}", encode(&id)),
+            None,
+            json,
+            done,
+        ),
+        QueueCommand::Retry { id } => run(
+            &target,
+            "POST",
+            &format!("/api/v1/messages/{}/retry", encode(&id)),
+            None,
+            json,
+            done,
+        ),
+        QueueCommand::SetPriority { id, priority } => run(
+            &target,
+            "POST",
+            &format!("/api/v1/messages/{}/priority", encode(&id)),
+            Some(serde_json::json!({"priority": priority})),
+            json,
+            crate::print::print_detail,
+        ),
+        QueueCommand::Flush => run(&target, "POST", "/api/v1/queue/flush", None, json, done),
+        QueueCommand::Suspend { domain } => run(
+            &target,
+            "POST",
+            &format!("/api/v1/destinations/{}/suspend", encode(&domain)),
+            None,
+            json,
+            done,
+        ),
+        QueueCommand::Resume { domain } => run(
+            &target,
+            "POST",
+            &format!("/api/v1/destinations/{}/resume", encode(&domain)),
+            None,
+            json,
+            done,
+        ),
     }
-    let token = format!("lw_{:032x}{:032x}", rand_u128(), rand_u128());
-    let hash = laneway_api::keys::sha256_hex(&token);
-    let scopes: Vec<String> = scopes.iter().map(|s| format!("{s:?}")).collect();
-    println!("token: {token}");
-    println!("(shown once; Laneway keeps only its SHA-256)\n");
-    println!(
-        "[[api.key]]\nname = {name:?}\nsha256 = \"{hash}\"\nscopes = [{}]",
-        scopes.join(", ")
-    );
-    ExitCode::SUCCESS
 }
 
-fn rand_u128() -> u128 {
-    let mut b = [0u8; 16];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut b);
-    }
-    u128::from_le_bytes(b)
+/// Percent-encodes a path or query component.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,0 +1,286 @@
+//! The human forms of the API's answers for `laneway queue` and
+//! `laneway suppressions` (`--json` prints the answers as they are).
+
+use serde_json::Value;
+
+use crate::table::{Align, Table};
+
+/// A JSON value as table text: strings without quotes, null as `-`.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Human form of `GET /api/v1/queue`.
+pub fn print_stats(v: &Value) {
+    print!("{}", stats_text(v));
+}
+
+/// The text of [`print_stats`]: one row per lane, 9 down to 0 (empty
+/// lanes included), the totals, then the busiest destinations.
+pub fn stats_text(v: &Value) -> String {
+    let mut t = Table::new(&[
+        ("lane", Align::Right),
+        ("messages", Align::Right),
+        ("deferred", Align::Right),
+        ("oldest", Align::Right),
+    ]);
+    let mut lanes: Vec<&Value> = v["lanes"].as_array().into_iter().flatten().collect();
+    lanes.sort_by_key(|l| std::cmp::Reverse(l["lane"].as_u64()));
+    for l in lanes {
+        let age = l["oldest_age_seconds"]
+            .as_f64()
+            .map(humantime)
+            .unwrap_or_else(|| "-".into());
+        t.row(vec![
+            cell(&l["lane"]),
+            cell(&l["count"]),
+            cell(&l["deferred"]),
+            age,
+        ]);
+    }
+    let mut out = t.render();
+    out.push_str(&format!(
+        "total {}  ready {}  deferred {}\n",
+        cell(&v["total"]),
+        cell(&v["ready"]),
+        cell(&v["deferred"])
+    ));
+    let dests = v["destinations"].as_array().cloned().unwrap_or_default();
+    if !dests.is_empty() {
+        let mut t = Table::new(&[
+            ("destination", Align::Left),
+            ("ready", Align::Right),
+            ("conns", Align::Right),
+            ("health", Align::Left),
+            ("lanes", Align::Left),
+        ]);
+        for d in dests {
+            let lanes: Vec<String> = d["lanes"]
+                .as_object()
+                .map(|m| m.iter().rev().map(|(k, n)| format!("{k}:{n}")).collect())
+                .unwrap_or_default();
+            let health = if d["suspended"] == true {
+                "suspended".to_string()
+            } else {
+                cell(&d["health"])
+            };
+            t.row(vec![
+                cell(&d["site"]),
+                cell(&d["ready"]),
+                cell(&d["connections"]),
+                health,
+                lanes.join(" "),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&t.render());
+    }
+    if let Some(held) = v["suspended_domains"].as_array().filter(|a| !a.is_empty()) {
+        let held: Vec<String> = held.iter().map(cell).collect();
+        out.push_str(&format!("\nsuspended: {}\n", held.join(" ")));
+    }
+    out
+}
+
+fn humantime(secs: f64) -> String {
+    let s = secs as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// Human form of a message list page.
+pub fn print_list(v: &Value) {
+    print!("{}", list_text(v));
+}
+
+/// The text of [`print_list`].
+pub fn list_text(v: &Value) -> String {
+    let mut t = Table::new(&[
+        ("id", Align::Left),
+        ("lane", Align::Right),
+        ("state", Align::Left),
+        ("tries", Align::Right),
+        ("queued", Align::Left),
+        ("from", Align::Left),
+        ("recipients", Align::Left),
+    ]);
+    for m in v["messages"].as_array().into_iter().flatten() {
+        let rcpts: Vec<&str> = m["recipients"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+            .collect();
+        let from = match m["from"].as_str() {
+            Some("") => "<>".to_string(),
+            _ => cell(&m["from"]),
+        };
+        t.row(vec![
+            cell(&m["id"]),
+            cell(&m["lane"]),
+            cell(&m["state"]),
+            cell(&m["attempts"]),
+            cell(&m["queued_at"]),
+            from,
+            rcpts.join(", "),
+        ]);
+    }
+    let mut out = t.render();
+    if let Some(c) = v["next_cursor"].as_str() {
+        out.push_str(&format!("(more: --cursor {c})\n"));
+    }
+    out
+}
+
+/// Human form of a message in detail.
+pub fn print_detail(v: &Value) {
+    for k in [
+        "id",
+        "lane",
+        "state",
+        "from",
+        "queued_at",
+        "attempts",
+        "next_attempt",
+        "size",
+        "last_reply",
+    ] {
+        if !v[k].is_null() {
+            println!("{k:<13} {}", cell(&v[k]));
+        }
+    }
+    let mut t = Table::new(&[
+        ("recipient", Align::Left),
+        ("status", Align::Left),
+        ("tries", Align::Right),
+        ("last", Align::Left),
+    ]);
+    for r in v["recipients"].as_array().into_iter().flatten() {
+        t.row(vec![
+            cell(&r["address"]),
+            cell(&r["status"]),
+            cell(&r["attempts"]),
+            r["last_reply"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    print!("{}", t.render());
+}
+
+/// Human form of a suppression list page.
+pub fn print_suppressions(v: &Value) {
+    let mut t = Table::new(&[
+        ("address", Align::Left),
+        ("sender_domain", Align::Left),
+        ("lanes", Align::Left),
+        ("since", Align::Left),
+        ("reason", Align::Left),
+    ]);
+    for s in v["suppressions"].as_array().into_iter().flatten() {
+        t.row(vec![
+            cell(&s["address"]),
+            cell(&s["sender_domain"]),
+            cell(&s["lanes"]),
+            cell(&s["since"]),
+            cell(&s["reason"]),
+        ]);
+    }
+    print!("{}", t.render());
+    if let Some(c) = v["next_cursor"].as_str() {
+        println!("(more: --cursor {c})");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The column each label of a header line starts and ends at.
+    fn spans(header: &str) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for (i, c) in header
+            .char_indices()
+            .chain(std::iter::once((header.len(), ' ')))
+        {
+            match (c == ' ', start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    out.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn queue_stats_line_up_under_their_labels() {
+        let lanes: Vec<Value> = (0..10)
+            .map(|l| {
+                serde_json::json!({
+                    "lane": l,
+                    "count": if l == 0 { 123456 } else if l == 9 { 3 } else { 0 },
+                    "deferred": if l == 0 { 1200 } else { 0 },
+                    "oldest_age_seconds": if l == 0 { serde_json::json!(4000.0) } else { Value::Null },
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "total": 123459, "ready": 122259, "deferred": 1200, "lanes": lanes,
+            "destinations": [
+                {"site": "mx gmail-smtp-in.l.google.com:25", "ready": 122000, "connections": 20, "health": "ok", "lanes": {"0": 122000}, "suspended": false},
+                {"site": "route 127.0.0.1:2526", "ready": 3, "connections": 1, "health": "throttled", "lanes": {"9": 3}, "suspended": false}
+            ],
+            "suspended_domains": []
+        });
+        let text = stats_text(&v);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["lane", "messages", "deferred", "oldest"]
+        );
+        let cols = spans(lines[0]);
+        // ten lane rows, 9 first, empty lanes included; numbers end under
+        // the end of their label (right-aligned)
+        for (row, lane) in lines[1..11].iter().zip((0..10).rev()) {
+            let cells: Vec<&str> = row.split_whitespace().collect();
+            assert_eq!(cells[0], lane.to_string(), "{text}");
+            for (cell, (_, end)) in cells.iter().zip(&cols) {
+                let at = row[..*end].trim_end();
+                assert!(
+                    at.ends_with(cell),
+                    "{cell:?} not under its label in {row:?}\n{text}"
+                );
+                assert_eq!(row[..*end].len(), *end);
+            }
+        }
+        // the destination table: text left-aligned, numbers right
+        let dh = lines
+            .iter()
+            .position(|l| l.starts_with("destination"))
+            .unwrap();
+        let cols = spans(lines[dh]);
+        for row in &lines[dh + 1..dh + 3] {
+            assert_eq!(&row[cols[0].0..cols[0].0 + 2], &row[..2]);
+            let ready = row[..cols[1].1].split_whitespace().last().unwrap();
+            assert!(
+                ready.parse::<u64>().is_ok(),
+                "ready under its label: {row:?}"
+            );
+            let health = row[cols[3].0..].split_whitespace().next().unwrap();
+            assert!(
+                ["ok", "throttled"].contains(&health),
+                "health under its label: {row:?}"
+            );
+        }
+    }
+}
