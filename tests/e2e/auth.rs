@@ -270,12 +270,8 @@ fn verp_bounces_come_back_and_suppress() {
         (Some("bob@remote.test"), Some("example.com"), Some("all")),
         "{list}"
     );
-    let ev = std::fs::read_to_string(s.d.dir().join("events.jsonl")).unwrap_or_default();
-    let _ = ev;
     assert!(
-        s.d.logs()
-            .iter()
-            .any(|l| l.contains("result=\"bounced\"") && l.contains(&id)),
+        s.d.wait_log(|l| l.contains("result=\"bounced\"") && l.contains(&id)),
         "a bounced event tied to the original message"
     );
     // the next message to the suppressed recipient is refused at RCPT
@@ -287,14 +283,41 @@ fn verp_bounces_come_back_and_suppress() {
     assert_eq!(s.sink.count(), 1);
 }
 
+/// What a remote refusal means for the suppression list: only a bad
+/// mailbox or domain (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10, 5.2.1) in a reply
+/// to RCPT or to the end of data suppresses; sender-side codes (5.1.7,
+/// 5.1.8), policy and spam refusals (5.7.x), routing trouble (5.4.4) and a
+/// refusal of MAIL FROM never do.
 #[test]
 fn hard_bounces_during_delivery_suppress_and_policy_refusals_do_not() {
+    // (local part, the sink's reply to its RCPT, suppressed)
+    const CASES: &[(&str, &str, bool)] = &[
+        ("gone", "550 5.1.1 no such user", true),
+        ("nodomain", "550 5.1.2 bad destination system", true),
+        ("badsyntax", "553 5.1.3 bad address syntax", true),
+        ("moved", "550 5.1.6 mailbox has moved", true),
+        ("nullmx", "556 5.1.10 recipient address has null MX", true),
+        ("disabled", "550 5.2.1 mailbox disabled", true),
+        ("spam", "550 5.7.1 message refused as spam", false),
+        (
+            "dmarc",
+            "550 5.7.26 unauthenticated mail is prohibited",
+            false,
+        ),
+        ("badsender", "550 5.1.7 bad sender mailbox", false),
+        ("senderdomain", "550 5.1.8 bad sender domain", false),
+        ("routing", "550 5.4.4 unable to route", false),
+        ("full", "552 5.2.2 mailbox full", false),
+    ];
     let s = setup(
         SinkConfig {
             reply: Some(Arc::new(|e: &Event<'_>| match e {
-                Event::Rcpt(r) if r.starts_with("gone@") => Some("550 5.1.1 no such user".into()),
-                Event::Rcpt(r) if r.starts_with("spam@") => {
-                    Some("550 5.7.1 message refused as spam".into())
+                Event::Rcpt(r) => CASES
+                    .iter()
+                    .find(|(l, ..)| r.starts_with(&format!("{l}@")))
+                    .map(|(_, reply, _)| reply.to_string()),
+                Event::Mail(from) if from.contains("refused-sender") => {
+                    Some("550 5.1.1 sender unknown".into())
                 }
                 _ => None,
             })),
@@ -302,17 +325,67 @@ fn hard_bounces_during_delivery_suppress_and_policy_refusals_do_not() {
         },
         "",
     );
-    send(&s.d, "alice@example.com", "gone@remote.test", 4, None).unwrap();
-    send(&s.d, "alice@example.com", "spam@remote.test", 4, None).unwrap();
-    assert!(s.d.wait_log(
-        |l| l.contains("recipient suppressed after a permanent failure")
-            && l.contains("gone@remote.test")
-    ));
-    assert!(s.d.wait_log(|l| l.contains("spam@remote.test") && l.contains("result=\"failed\"")));
-    let err = send(&s.d, "alice@example.com", "gone@remote.test", 4, None).unwrap_err();
-    assert!(err.starts_with("550 5.7.1"), "{err}");
-    // a policy refusal is recorded, not suppressed: the next message is accepted
-    send(&s.d, "alice@example.com", "spam@remote.test", 4, None).unwrap();
+    for (local, ..) in CASES {
+        send(
+            &s.d,
+            "alice@example.com",
+            &format!("{local}@remote.test"),
+            4,
+            None,
+        )
+        .unwrap();
+    }
+    // a 5.1.1 to MAIL FROM is about the sender, not the recipient (a
+    // sender domain without a bounce domain keeps its address)
+    send(
+        &s.d,
+        "refused-sender@other.test",
+        "innocent@remote.test",
+        4,
+        None,
+    )
+    .unwrap();
+    for (local, ..) in CASES {
+        let rcpt = format!("{local}@remote.test");
+        assert!(
+            s.d.wait_log(|l| l.contains(&rcpt) && l.contains("result=\"failed\"")),
+            "{rcpt} failed"
+        );
+    }
+    assert!(
+        s.d.wait_log(|l| l.contains("innocent@remote.test") && l.contains("result=\"failed\""))
+    );
+    for (local, _, suppressed) in CASES {
+        let rcpt = format!("{local}@remote.test");
+        if *suppressed {
+            assert!(
+                s.d.wait_log(
+                    |l| l.contains("recipient suppressed after a permanent failure")
+                        && l.contains(&rcpt)
+                ),
+                "{rcpt} suppressed"
+            );
+            let err = send(&s.d, "alice@example.com", &rcpt, 4, None).unwrap_err();
+            assert!(
+                err.starts_with("550 5.7.1") && err.contains("suppressed"),
+                "{rcpt}: {err}"
+            );
+        } else {
+            // recorded, not suppressed: the next message is accepted
+            send(&s.d, "alice@example.com", &rcpt, 4, None)
+                .unwrap_or_else(|e| panic!("{rcpt} must not be suppressed: {e}"));
+        }
+    }
+    send(&s.d, "someone@other.test", "innocent@remote.test", 4, None)
+        .expect("a refused sender does not suppress the recipient");
+    let out = Command::new(laneway_bin())
+        .args(["suppressions", "list", "--json", "--config"])
+        .arg(s.d.config_path())
+        .output()
+        .unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = list["suppressions"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(n, CASES.iter().filter(|c| c.2).count(), "{list}");
 }
 
 #[test]

@@ -128,7 +128,7 @@ fn sigterm_lets_data_in_progress_finish_and_refuses_newcomers() {
     let id = queued_id(&busy.reply());
     let status = d.wait_exit();
     assert!(status.success(), "{status:?}");
-    assert!(d.logs().iter().any(|l| l.contains("drained")));
+    assert!(d.wait_log(|l| l.contains("drained")));
     d.restart();
     assert_eq!(d.spooled_ids(4), vec![id]);
 }

@@ -50,11 +50,7 @@ fn a_relaying_server_hands_over_mail_and_it_is_on_disk() {
         "{file}"
     );
     assert!(file.contains("\r\n.leading dot\r\n"));
-    assert!(
-        d.logs()
-            .iter()
-            .any(|l| l.contains(&format!("id={id}")) && l.contains("queued"))
-    );
+    assert!(d.wait_log(|l| l.contains(&format!("id={id}")) && l.contains("queued")));
 }
 
 #[test]
@@ -105,7 +101,7 @@ fn strangers_cannot_relay() {
     s.cmd("RCPT TO:<postmaster@local.test>", "250");
     s.cmd("RCPT TO:<postmaster>", "250");
     s.cmd("RCPT TO:<someone@local.test>", "250");
-    assert!(d.logs().iter().any(|l| l.contains("relay access denied")));
+    assert!(d.wait_log(|l| l.contains("relay access denied")));
 }
 
 #[test]

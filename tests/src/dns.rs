@@ -1,10 +1,11 @@
 //! A real DNS server on loopback for tests (UDP, hickory-proto for the wire
 //! format): Laneway's resolver talks to it exactly as to any name server.
 //! Answers MX, A and AAAA from a table the test fills; names not in the
-//! table are NXDOMAIN, names with records of other types get NODATA, and
-//! names marked so get SERVFAIL.
+//! table are NXDOMAIN, names with records of other types get NODATA, names
+//! marked so get the response code they were given (SERVFAIL, REFUSED,
+//! NOTIMP, FORMERR) or no answer at all (the client times out).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +16,8 @@ use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 #[derive(Default)]
 struct Zone {
     records: Vec<(String, RData)>,
-    servfail: HashSet<String>,
+    rcodes: HashMap<String, ResponseCode>,
+    silent: HashSet<String>,
     /// Names answered with the AD bit, as a validating resolver does for
     /// DNSSEC-secure data.
     secure: HashSet<String>,
@@ -119,14 +121,25 @@ impl TestDns {
 
     /// Every query for `name` gets SERVFAIL.
     pub fn servfail(&self, name: &str) {
-        self.zone.lock().unwrap().servfail.insert(key(name));
+        self.rcode(name, ResponseCode::ServFail);
+    }
+
+    /// Every query for `name` gets this response code and no records.
+    pub fn rcode(&self, name: &str, code: ResponseCode) {
+        self.zone.lock().unwrap().rcodes.insert(key(name), code);
+    }
+
+    /// Queries for `name` are never answered (the resolver times out).
+    pub fn silent(&self, name: &str) {
+        self.zone.lock().unwrap().silent.insert(key(name));
     }
 
     /// Forgets every record and failure.
     pub fn clear(&self) {
         let mut z = self.zone.lock().unwrap();
         z.records.clear();
-        z.servfail.clear();
+        z.rcodes.clear();
+        z.silent.clear();
         z.secure.clear();
     }
 
@@ -149,8 +162,11 @@ fn answer(query: &[u8], zone: &Mutex<Zone>) -> Option<Vec<u8>> {
     resp.add_query(question.clone());
     let name = key(&question.name().to_ascii());
     let z = zone.lock().unwrap();
-    if z.servfail.contains(&name) {
-        resp.metadata.response_code = ResponseCode::ServFail;
+    if z.silent.contains(&name) {
+        return None;
+    }
+    if let Some(code) = z.rcodes.get(&name) {
+        resp.metadata.response_code = *code;
         return resp.to_vec().ok();
     }
     let known: Vec<&RData> = z

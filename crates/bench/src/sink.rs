@@ -89,6 +89,7 @@ struct Shared {
     messages: Mutex<Vec<Message>>,
     seen: AtomicUsize,
     connections: AtomicUsize,
+    open: AtomicUsize,
     notify: Notify,
     pace: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -118,10 +119,12 @@ impl Sink {
                     continue;
                 };
                 s.connections.fetch_add(1, Ordering::Relaxed);
+                s.open.fetch_add(1, Ordering::SeqCst);
                 let (s, cfg) = (s.clone(), cfg.clone());
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
-                    session(tcp, peer, s, cfg).await;
+                    session(tcp, peer, s.clone(), cfg).await;
+                    s.open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
@@ -159,6 +162,13 @@ impl Sink {
     /// How many connections were accepted.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// How many connections are open now. A client that records each
+    /// transaction before starting the next has at most one unrecorded
+    /// transaction per open connection: what a crash may repeat.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` messages arrived or `limit` passed; returns the count.
