@@ -43,12 +43,10 @@ impl Key {
         }
     }
 
-    /// Whether this key may send as `domain`.
-    pub fn may_send_as(&self, domain: &str) -> bool {
-        match &self.allowed_from_domains {
-            None => true,
-            Some(list) => list.iter().any(|d| d.eq_ignore_ascii_case(domain)),
-        }
+    /// Whether this key may send as `address` (one rule for every door:
+    /// [`laneway_common::domain::may_send_as`]).
+    pub fn may_send_as(&self, address: &str) -> bool {
+        laneway_common::domain::may_send_as(self.allowed_from_domains.as_deref(), address)
     }
 }
 
@@ -209,8 +207,8 @@ mod tests {
             StatusCode::UNAUTHORIZED
         );
         let key = k.authorize(&auth("Bearer tok"), Scope::Send).unwrap();
-        assert!(key.may_send_as("EXAMPLE.com"));
-        assert!(!key.may_send_as("other.test"));
+        assert!(key.may_send_as("a@EXAMPLE.com"));
+        assert!(!key.may_send_as("a@other.test"));
     }
 
     #[test]

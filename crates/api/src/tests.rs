@@ -27,12 +27,13 @@ impl Ingest for Recorder {
     fn admit(&self) -> Result<(), IngestError> {
         Ok(())
     }
-    fn check_recipient(&self, _s: &str, r: &str) -> RecipientVerdict {
-        if r.starts_with("suppressed@") {
+    fn check_recipient<'a>(&'a self, _s: &'a str, r: &'a str) -> BoxFuture<'a, RecipientVerdict> {
+        let v = if r.starts_with("suppressed@") {
             RecipientVerdict::Refuse(Reply::new(550, (5, 7, 1), "recipient suppressed"))
         } else {
             RecipientVerdict::Accept
-        }
+        };
+        Box::pin(async move { v })
     }
     fn submit(&self, s: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {
         Box::pin(async move {
@@ -109,43 +110,49 @@ impl Admin for FakeAdmin {
         self.calls.lock().unwrap().push(format!("resume {d}"));
         Ok(())
     }
-    fn suppressions(
-        &self,
-        sd: Option<&str>,
+    fn suppressions<'a>(
+        &'a self,
+        sd: Option<&'a str>,
         limit: usize,
-        _c: Option<&str>,
-    ) -> Result<(Vec<SuppressionEntry>, Option<String>), AdminError> {
+        _c: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<laneway_common::admin::SuppressionPage, AdminError>> {
         self.calls
             .lock()
             .unwrap()
             .push(format!("suppressions {sd:?} {limit}"));
-        Ok((vec![], None))
+        Box::pin(async { Ok((vec![], None)) })
     }
-    fn suppress(
-        &self,
-        a: &str,
-        sd: &str,
-        reason: &str,
+    fn suppress<'a>(
+        &'a self,
+        a: &'a str,
+        sd: &'a str,
+        reason: &'a str,
         all: bool,
-    ) -> Result<SuppressionEntry, AdminError> {
+    ) -> BoxFuture<'a, Result<SuppressionEntry, AdminError>> {
         self.calls
             .lock()
             .unwrap()
             .push(format!("suppress {a} {sd} {reason} {all}"));
-        Ok(SuppressionEntry {
+        let e = SuppressionEntry {
             address: a.into(),
             sender_domain: sd.into(),
             reason: reason.into(),
             lanes: if all { "all".into() } else { "bulk".into() },
             since: "2026-01-01T00:00:00Z".into(),
-        })
+        };
+        Box::pin(async move { Ok(e) })
     }
-    fn unsuppress(&self, a: &str, sd: &str) -> Result<bool, AdminError> {
+    fn unsuppress<'a>(
+        &'a self,
+        a: &'a str,
+        sd: &'a str,
+    ) -> BoxFuture<'a, Result<bool, AdminError>> {
         self.calls
             .lock()
             .unwrap()
             .push(format!("unsuppress {a} {sd}"));
-        Ok(a != "nobody@example.net")
+        let found = a != "nobody@example.net";
+        Box::pin(async move { Ok(found) })
     }
 }
 

@@ -11,19 +11,30 @@
 //! * [`report`]: reading returned mail (RFC 3464 DSNs, RFC 5965 ARF
 //!   complaints, plain-text NDRs) and classifying SMTP status codes into
 //!   hard, soft, policy, complaint and success.
-//! * [`store`]: the redb file that survives restarts — what each bounce
-//!   token stood for, and per-sender-domain suppression lists.
+//! * [`store`]: what each bounce token stood for and per-sender-domain
+//!   suppression lists, behind the [`TokenStore`] and [`SuppressionStore`]
+//!   traits; [`Store`] (redb) is the local backend.
+//! * [`policy`]: the decisions, pure — who may send as whom, sign or not,
+//!   the VERP sender per recipient, what a returned message or a permanent
+//!   failure means — from the configuration and a clock value passed in.
+//! * [`service`]: [`SenderAuth`], the policy with the stores, the token
+//!   writer ([`writer`]) and an event sink, as the daemon runs it.
 //!
-//! Nothing here reads the clock, the network or global state: time comes
-//! in as an argument, files are named by the caller. The store is
-//! blocking; call it through `spawn_blocking` from async code.
+//! Nothing in `bounce`, `dkim`, `report` and `policy` reads the clock,
+//! the network or global state: time comes in as an argument, files are
+//! named by the caller.
 
 pub mod bounce;
 pub mod dkim;
+pub mod policy;
 pub mod report;
+pub mod service;
 pub mod store;
+pub mod writer;
 
 pub use bounce::{BounceKey, KeyError, TokenError};
 pub use dkim::{DkimError, KeygenError, Signer, keygen};
+pub use policy::{Policy, alignment_warnings};
 pub use report::{Bounced, Class, Kind, Returned, classify_status};
-pub use store::{Scope, Store, StoreError, Suppression, TokenInfo};
+pub use service::SenderAuth;
+pub use store::{Scope, Store, StoreError, Suppression, SuppressionStore, TokenInfo, TokenStore};

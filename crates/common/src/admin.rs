@@ -181,6 +181,9 @@ pub struct SuppressionEntry {
     pub since: String,
 }
 
+/// A page of the suppression list and the cursor of the next.
+pub type SuppressionPage = (Vec<SuppressionEntry>, Option<String>);
+
 /// Queue administration, implemented by the daemon over the scheduler.
 pub trait Admin: Send + Sync + 'static {
     /// The queue at a glance.
@@ -207,22 +210,26 @@ pub trait Admin: Send + Sync + 'static {
     /// Resumes deliveries to a domain's site.
     fn resume(&self, domain: &str) -> Result<(), AdminError>;
     /// Suppressed recipients (of one sender domain, or all), a page at a time.
-    fn suppressions(
-        &self,
-        sender_domain: Option<&str>,
+    fn suppressions<'a>(
+        &'a self,
+        sender_domain: Option<&'a str>,
         limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<SuppressionEntry>, Option<String>), AdminError>;
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<SuppressionPage, AdminError>>;
     /// Suppresses a recipient for a sender domain (`all` or `bulk` lanes).
-    fn suppress(
-        &self,
-        address: &str,
-        sender_domain: &str,
-        reason: &str,
+    fn suppress<'a>(
+        &'a self,
+        address: &'a str,
+        sender_domain: &'a str,
+        reason: &'a str,
         all_lanes: bool,
-    ) -> Result<SuppressionEntry, AdminError>;
+    ) -> BoxFuture<'a, Result<SuppressionEntry, AdminError>>;
     /// Lifts a suppression; whether there was one.
-    fn unsuppress(&self, address: &str, sender_domain: &str) -> Result<bool, AdminError>;
+    fn unsuppress<'a>(
+        &'a self,
+        address: &'a str,
+        sender_domain: &'a str,
+    ) -> BoxFuture<'a, Result<bool, AdminError>>;
 }
 
 /// RFC 3339 (UTC, seconds) of a time in ms since the Unix epoch.

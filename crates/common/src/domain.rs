@@ -125,6 +125,18 @@ pub fn best_match<'a, T>(
         .map(|(_, i)| i)
 }
 
+/// Whether `address` may be used as a sender by an SMTP user or API key
+/// whose `allowed_from_domains` is `allowed` (absent: any domain). The one
+/// rule for MAIL FROM, the API's `from` and the `From:` header at ingest.
+pub fn may_send_as(allowed: Option<&[String]>, address: &str) -> bool {
+    let Some(list) = allowed else {
+        return true;
+    };
+    let d = crate::envelope::domain_of(address);
+    list.iter()
+        .any(|a| a.trim_end_matches('.').eq_ignore_ascii_case(&d))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +153,17 @@ mod tests {
         for bad in ["", "*.example.com", "exa mple.com", "-x.com", "a..b", "x*"] {
             assert!(DomainPattern::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn allowed_senders() {
+        let list = vec!["Example.com".to_string()];
+        assert!(may_send_as(None, "a@any.test"));
+        assert!(may_send_as(Some(&list), "a@EXAMPLE.COM"));
+        assert!(may_send_as(Some(&list), "a@example.com."));
+        assert!(!may_send_as(Some(&list), "a@sub.example.com"));
+        assert!(!may_send_as(Some(&list), "a@other.test"));
+        assert!(!may_send_as(Some(&[]), "a@example.com"));
     }
 
     #[test]

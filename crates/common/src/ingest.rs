@@ -100,9 +100,14 @@ pub trait Ingest: Send + Sync + 'static {
     fn admit(&self) -> Result<(), IngestError>;
 
     /// Checks one recipient beyond relay policy (suppression list, bounce
-    /// tokens). `sender` is the envelope sender.
-    fn check_recipient(&self, _sender: &str, _recipient: &str) -> RecipientVerdict {
-        RecipientVerdict::Accept
+    /// tokens). `sender` is the envelope sender. Stores are consulted off
+    /// the async worker threads.
+    fn check_recipient<'a>(
+        &'a self,
+        _sender: &'a str,
+        _recipient: &'a str,
+    ) -> BoxFuture<'a, RecipientVerdict> {
+        Box::pin(async { RecipientVerdict::Accept })
     }
 
     /// Decides the lane, fixes the headers and stores the message durably;

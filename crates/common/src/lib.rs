@@ -11,6 +11,7 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod envelope;
+pub mod events;
 pub mod headers;
 pub mod id;
 pub mod ingest;

@@ -48,12 +48,17 @@ impl Ingest for MemoryIngest {
         }
     }
 
-    fn check_recipient(&self, _sender: &str, rcpt: &str) -> RecipientVerdict {
-        if rcpt.starts_with("suppressed@") {
+    fn check_recipient<'a>(
+        &'a self,
+        _sender: &'a str,
+        rcpt: &'a str,
+    ) -> BoxFuture<'a, RecipientVerdict> {
+        let v = if rcpt.starts_with("suppressed@") {
             RecipientVerdict::Refuse(Reply::new(550, (5, 7, 1), "recipient suppressed"))
         } else {
             RecipientVerdict::Accept
-        }
+        };
+        Box::pin(async move { v })
     }
 
     fn submit(&self, s: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use laneway_auth::{Scope, Store, Suppression};
+use laneway_auth::{Scope, Suppression, SuppressionStore};
 use laneway_common::admin::{
     Admin, AdminError, MessageDetail, MessageFilter, MessageSummary, QueueSummary,
     SuppressionEntry, rfc3339,
@@ -16,13 +16,17 @@ use laneway_spool::queue::{Notifier, Queue};
 pub struct QueueAdmin {
     queue: Arc<Queue>,
     notifier: Arc<dyn Notifier>,
-    store: Store,
+    store: Arc<dyn SuppressionStore>,
 }
 
 impl QueueAdmin {
     /// Admin over `queue`; deletions with bounce use `notifier`;
     /// suppressions live in `store`.
-    pub fn new(queue: Arc<Queue>, notifier: Arc<dyn Notifier>, store: Store) -> QueueAdmin {
+    pub fn new(
+        queue: Arc<Queue>,
+        notifier: Arc<dyn Notifier>,
+        store: Arc<dyn SuppressionStore>,
+    ) -> QueueAdmin {
         QueueAdmin {
             queue,
             notifier,
@@ -108,35 +112,50 @@ impl Admin for QueueAdmin {
         Ok(())
     }
 
-    fn suppressions(
-        &self,
-        sender_domain: Option<&str>,
+    fn suppressions<'a>(
+        &'a self,
+        sender_domain: Option<&'a str>,
         limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<SuppressionEntry>, Option<String>), AdminError> {
-        let (list, next) = self
-            .store
-            .list(sender_domain, limit, cursor)
-            .map_err(store)?;
-        Ok((list.into_iter().map(entry).collect(), next))
+        cursor: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<laneway_common::admin::SuppressionPage, AdminError>> {
+        Box::pin(async move {
+            let (list, next) = self
+                .store
+                .list(sender_domain, limit, cursor)
+                .await
+                .map_err(store)?;
+            Ok((list.into_iter().map(entry).collect(), next))
+        })
     }
 
-    fn suppress(
-        &self,
-        address: &str,
-        sender_domain: &str,
-        reason: &str,
+    fn suppress<'a>(
+        &'a self,
+        address: &'a str,
+        sender_domain: &'a str,
+        reason: &'a str,
         all_lanes: bool,
-    ) -> Result<SuppressionEntry, AdminError> {
+    ) -> BoxFuture<'a, Result<SuppressionEntry, AdminError>> {
         let scope = if all_lanes { Scope::All } else { Scope::Bulk };
         let now = laneway_common::envelope::now_ms() / 1000;
-        self.store
-            .suppress(sender_domain, address, reason, scope, now)
-            .map(entry)
-            .map_err(store)
+        Box::pin(async move {
+            self.store
+                .suppress(sender_domain, address, reason, scope, now)
+                .await
+                .map(entry)
+                .map_err(store)
+        })
     }
 
-    fn unsuppress(&self, address: &str, sender_domain: &str) -> Result<bool, AdminError> {
-        self.store.unsuppress(sender_domain, address).map_err(store)
+    fn unsuppress<'a>(
+        &'a self,
+        address: &'a str,
+        sender_domain: &'a str,
+    ) -> BoxFuture<'a, Result<bool, AdminError>> {
+        Box::pin(async move {
+            self.store
+                .unsuppress(sender_domain, address)
+                .await
+                .map_err(store)
+        })
     }
 }

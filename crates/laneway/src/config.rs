@@ -29,7 +29,7 @@ pub fn deep_check(config: &Config) -> Vec<String> {
     if let Err(e) = laneway_outbound::TlsClients::new(config.outbound.ca_file.as_deref()) {
         errors.push(e);
     }
-    if let Err(e) = crate::sender_auth::AuthState::new(config) {
+    if let Err(e) = laneway_auth::Policy::from_config(config) {
         errors.extend(e);
     }
     for r in &config.routes {
@@ -70,7 +70,7 @@ pub fn check(path: Option<&Path>) -> ExitCode {
             for w in loaded
                 .warnings
                 .iter()
-                .chain(&crate::sender_auth::alignment_warnings(&loaded.config))
+                .chain(&laneway_auth::alignment_warnings(&loaded.config))
             {
                 eprintln!("warning: {w}");
             }

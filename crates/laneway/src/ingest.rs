@@ -13,7 +13,7 @@ use laneway_common::{
 };
 use laneway_spool::DiskStore;
 
-use crate::sender_auth::SenderAuth;
+use laneway_auth::SenderAuth;
 
 /// RFC 5321 §6.3: refuse mail that has been around this many hops.
 pub const MAX_RECEIVED: usize = 100;
@@ -122,11 +122,17 @@ impl Ingest for Ingestor {
         self.check_space()
     }
 
-    fn check_recipient(&self, sender: &str, recipient: &str) -> laneway_common::RecipientVerdict {
-        match &self.auth {
-            Some(a) => a.check_recipient(sender, recipient),
-            None => laneway_common::RecipientVerdict::Accept,
-        }
+    fn check_recipient<'a>(
+        &'a self,
+        sender: &'a str,
+        recipient: &'a str,
+    ) -> BoxFuture<'a, laneway_common::RecipientVerdict> {
+        Box::pin(async move {
+            match &self.auth {
+                Some(a) => a.check_recipient(sender, recipient).await,
+                None => laneway_common::RecipientVerdict::Accept,
+            }
+        })
     }
 
     fn submit(&self, sub: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {
@@ -156,15 +162,11 @@ impl Ingest for Ingestor {
                     .partition(|r| auth.is_bounce_address(&r.address));
                 envelope.recipients = keep;
                 if !back.is_empty() {
-                    let (a, msg) = (auth.clone(), message.clone());
                     let returned = Envelope {
                         recipients: back,
                         ..envelope.clone()
                     };
-                    let forward =
-                        tokio::task::spawn_blocking(move || a.returned(&returned, &msg, id))
-                            .await
-                            .unwrap_or_default();
+                    let forward = auth.returned(&returned, &message, id).await;
                     tracing::info!(id = %id, from = %envelope.sender, forwarded = forward.len(), "returned mail processed");
                     envelope
                         .recipients
@@ -184,7 +186,7 @@ impl Ingest for Ingestor {
                     envelope = env;
                     message = signed?;
                 }
-                dropped = auth.suppressed(&envelope, lane, id);
+                dropped = auth.suppressed(&envelope, lane, id).await;
                 envelope
                     .recipients
                     .retain(|r| !dropped.iter().any(|(d, _)| *d == r.address));

@@ -30,14 +30,7 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
 }
 
 /// The `/metrics` body: queue gauges refreshed, then everything rendered.
-pub fn render(
-    handle: &PrometheusHandle,
-    queue: &Arc<Queue>,
-    store: &laneway_auth::Store,
-) -> String {
-    if let Ok(n) = store.count() {
-        metrics::gauge!(m::SUPPRESSIONS).set(n as f64);
-    }
+pub fn render(handle: &PrometheusHandle, queue: &Arc<Queue>) -> String {
     let s = queue.summary();
     for l in &s.lanes {
         let lane = LANES[l.lane as usize];

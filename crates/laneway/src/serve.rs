@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use laneway_common::events::{EventSink, Events};
 use laneway_common::{Config, Lifecycle};
 use laneway_inbound::{Settings, Shared};
-use laneway_outbound::{Dispatcher, DsnNotifier, Events, Lookup, TlsClients};
+use laneway_outbound::{Dispatcher, DsnNotifier, Lookup, TlsClients};
 use laneway_spool::queue::{Queue, QueueSettings, SystemClock};
 use laneway_spool::{DiskStore, MessageState};
 use tokio::net::TcpListener;
@@ -38,7 +39,7 @@ pub fn main(path: Option<PathBuf>) -> ExitCode {
     for w in loaded
         .warnings
         .iter()
-        .chain(&crate::sender_auth::alignment_warnings(&loaded.config))
+        .chain(&laneway_auth::alignment_warnings(&loaded.config))
     {
         tracing::warn!("{w}");
     }
@@ -152,18 +153,33 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         lifecycle.clone(),
     );
     ingestor.set_on_spooled(queue.clone());
-    let events = Arc::new(
+    let events: Arc<dyn EventSink> = Arc::new(
         Events::open(config.log.events.as_deref())
             .with_context(|| format!("opening [log] events {:?}", config.log.events))?,
     );
-    let auth_state =
-        crate::sender_auth::AuthState::new(&config).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    let policy =
+        laneway_auth::Policy::from_config(&config).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     let auth_path = config.server.spool_dir.join("auth.redb");
-    let auth_store = tokio::task::spawn_blocking(move || laneway_auth::Store::open(&auth_path))
-        .await
-        .context("auth store task")?
-        .context("opening the suppression and bounce-token store")?;
-    let sender_auth = crate::sender_auth::SenderAuth::new(auth_state, auth_store, events.clone());
+    let auth_store = Arc::new(
+        tokio::task::spawn_blocking(move || laneway_auth::Store::open(&auth_path))
+            .await
+            .context("auth store task")?
+            .context("opening the suppression and bounce-token store")?,
+    );
+    let sender_auth = laneway_auth::SenderAuth::new(
+        policy,
+        auth_store.clone(),
+        auth_store.clone(),
+        events.clone(),
+    );
+    // tokens older than the bounce window are of no use: purged hourly
+    // until this guard goes at the end of `run`
+    let _purge = laneway_auth::writer::purge(
+        sender_auth.tokens().clone(),
+        Duration::from_secs(3600),
+        laneway_common::envelope::now_ms,
+    );
+    spawn_suppression_gauge(sender_auth.clone(), lifecycle.clone());
     ingestor.set_auth(sender_auth.clone());
     let ingest = Arc::new(ingestor);
     let settings = Settings::new(&config)?;
@@ -196,7 +212,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         tls: TlsClients::new(config.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?,
         settings: outbound,
         notifier,
-        hooks: sender_auth.clone(),
+        hooks: Arc::new(crate::sender_auth::AuthHooks(sender_auth.clone())),
         events,
         lifecycle: lifecycle.clone(),
     });
@@ -222,15 +238,11 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let admin = Arc::new(crate::admin::QueueAdmin::new(
         queue.clone(),
         notifier_for_admin,
-        sender_auth.store().clone(),
+        sender_auth.suppressions().clone(),
     ));
     let render: laneway_api::MetricsRender = {
-        let (h, q, st) = (
-            prometheus.clone(),
-            queue.clone(),
-            sender_auth.store().clone(),
-        );
-        Arc::new(move || crate::metrics::render(&h, &q, &st))
+        let (h, q) = (prometheus.clone(), queue.clone());
+        Arc::new(move || crate::metrics::render(&h, &q))
     };
     let api = Arc::new(laneway_api::Api {
         ingest: ingest.clone(),
@@ -296,7 +308,10 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         sd_notify::NotifyState::Status("draining"),
     ]);
     lifecycle.begin_shutdown();
-    if lifecycle.drained(config.server.grace_period).await {
+    let drained = lifecycle.drained(config.server.grace_period).await;
+    // bounce tokens queued by the last deliveries are recorded before exit
+    sender_auth.close().await;
+    if drained {
         tracing::info!("drained; exiting");
     } else {
         tracing::warn!(
@@ -402,7 +417,7 @@ struct Live<'a> {
     queue: &'a Queue,
     dispatcher: &'a Dispatcher,
     api: &'a laneway_api::Api,
-    sender_auth: &'a crate::sender_auth::SenderAuth,
+    sender_auth: &'a laneway_auth::SenderAuth,
     own: &'a [std::net::SocketAddr],
 }
 
@@ -469,11 +484,11 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
 fn prepare(
     c: &Config,
     own: &[std::net::SocketAddr],
-) -> anyhow::Result<(Settings, Lookup, TlsClients, crate::sender_auth::AuthState)> {
+) -> anyhow::Result<(Settings, Lookup, TlsClients, laneway_auth::Policy)> {
     let settings = Settings::new(c)?;
     let lookup = lookup(c, own)?;
     let tls = TlsClients::new(c.outbound.ca_file.as_deref()).map_err(anyhow::Error::msg)?;
-    let auth = crate::sender_auth::AuthState::new(c).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
+    let auth = laneway_auth::Policy::from_config(c).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     Ok((settings, lookup, tls, auth))
 }
 
@@ -483,4 +498,20 @@ fn hold_destinations(queue: &Queue, config: &Config) {
         queue.suspend(&d.domain);
         tracing::info!(domain = %d.domain, "destination held by configuration");
     }
+}
+
+/// Keeps `laneway_suppressions` current (the count is a store call, not
+/// made at scrape time); ends with the daemon.
+fn spawn_suppression_gauge(auth: Arc<laneway_auth::SenderAuth>, lifecycle: Lifecycle) {
+    tokio::spawn(async move {
+        loop {
+            if let Ok(n) = auth.suppressions().count().await {
+                metrics::gauge!(laneway_common::metrics::SUPPRESSIONS).set(n as f64);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                _ = lifecycle.shutdown_requested() => return,
+            }
+        }
+    });
 }

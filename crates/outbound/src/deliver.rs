@@ -18,10 +18,10 @@ use laneway_spool::queue::WorkItem;
 use crate::client::Transaction;
 use crate::connect::Open;
 use crate::dispatch::Dispatcher;
-use crate::events::DeliveryEvent;
 use crate::policy::TlsPolicy;
 use crate::resolve::Hop;
 use crate::settings::{PoolSettings, Settings};
+use laneway_common::events::DeliveryEvent;
 
 /// How an attempt went out, for the delivery events.
 #[derive(Debug, Clone)]

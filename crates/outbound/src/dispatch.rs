@@ -16,11 +16,11 @@ use laneway_common::{Envelope, Lifecycle, MessageId, Priority, metrics};
 use laneway_spool::queue::{ConnGrant, ConnReport, Notifier, Queue, Take, WorkItem};
 use tokio::sync::Semaphore;
 
-use crate::events::Events;
 use crate::lookup::Lookup;
 use crate::policy::TlsPolicy;
 use crate::resolve::Hop;
 use crate::tls::TlsClients;
+use laneway_common::events::EventSink;
 
 pub use crate::settings::{PoolSettings, Settings};
 
@@ -72,7 +72,7 @@ pub struct Dispatcher {
     pub(crate) hops: Mutex<HashMap<Arc<str>, Hop>>,
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) hooks: Arc<dyn Hooks>,
-    pub(crate) events: Arc<Events>,
+    pub(crate) events: Arc<dyn EventSink>,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) resolving: Semaphore,
     pub(crate) source_turn: AtomicUsize,
@@ -95,7 +95,7 @@ pub struct Parts {
     /// Envelope senders and failure reports.
     pub hooks: Arc<dyn Hooks>,
     /// The delivery event log.
-    pub events: Arc<Events>,
+    pub events: Arc<dyn EventSink>,
     /// Shutdown and activity tracking.
     pub lifecycle: Lifecycle,
 }

@@ -1,8 +1,10 @@
 //! Laneway's outbound side: next-hop resolution ([`lookup`]), the SMTP
 //! client ([`client`]) with its TLS policy ([`tls`]), the dispatcher that
 //! turns the lane scheduler's decisions into connections ([`dispatch`]),
-//! delivery status notifications ([`dsn`]), delivery events ([`events`])
-//! and recipient domains' MTA-STS policies ([`mta_sts`]).
+//! delivery status notifications ([`dsn`]), recipient domains' TLS
+//! policies ([`mta_sts`], [`dane`], [`policy`]) and TLS reports
+//! ([`tlsrpt`]). Events go to the [`laneway_common::events::EventSink`]
+//! the daemon gives it.
 
 pub mod client;
 mod connect;
@@ -10,7 +12,6 @@ pub mod dane;
 mod deliver;
 pub mod dispatch;
 pub mod dsn;
-pub mod events;
 pub mod lookup;
 pub mod mta_sts;
 pub mod policy;
@@ -21,7 +22,6 @@ pub mod tlsrpt;
 
 pub use dispatch::{Dispatcher, Hooks, Parts, PlainSender};
 pub use dsn::DsnNotifier;
-pub use events::Events;
 pub use lookup::Lookup;
 pub use policy::TlsPolicy;
 pub use settings::Settings;

@@ -181,7 +181,7 @@ fn lane_request(
 
 /// Checks the recipients (syntax, count, suppression); returns the
 /// accepted ones, the refused ones with reasons, and whether any needs SMTPUTF8.
-fn recipients(
+async fn recipients(
     ctx: &Ctx,
     sender: &str,
     lists: &[(&str, &[String])],
@@ -214,7 +214,7 @@ fn recipients(
     let mut accepted = Vec::new();
     let mut rejected = Vec::new();
     for a in all {
-        match ctx.api.ingest.check_recipient(sender, &a) {
+        match ctx.api.ingest.check_recipient(sender, &a).await {
             RecipientVerdict::Accept => accepted.push(a),
             RecipientVerdict::Refuse(r) => {
                 rejected.push(json!({"recipient": a, "reason": r.to_string()}));
@@ -233,7 +233,7 @@ fn recipients(
 
 fn check_sender(key: &Key, field: &str, address: &str) -> Result<(), ApiError> {
     let d = domain_of(address);
-    if !key.may_send_as(&d) {
+    if !key.may_send_as(address) {
         return Err(ApiError {
             field: Some(field.to_string()),
             ..ApiError::new(
@@ -379,7 +379,8 @@ pub async fn send(
         &ctx,
         &req.from,
         &[("to", &req.to), ("cc", &req.cc), ("bcc", &req.bcc)],
-    )?;
+    )
+    .await?;
     let settings = ctx.api.settings.load();
     let lane = lane_request(
         req.priority.as_ref(),
@@ -587,7 +588,7 @@ pub async fn raw(
     )?;
     drop(settings);
     let (rcpts, rejected, rcpt_utf8) =
-        recipients(&ctx, &req.envelope_from, &[("recipients", &req.recipients)])?;
+        recipients(&ctx, &req.envelope_from, &[("recipients", &req.recipients)]).await?;
     utf8 |= rcpt_utf8;
     let p = Prepared {
         sender: req.envelope_from.clone(),

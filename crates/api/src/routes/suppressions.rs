@@ -50,6 +50,7 @@ pub async fn list(
         .api
         .admin
         .suppressions(sd.as_deref(), limit, q.cursor.as_deref())
+        .await
         .map_err(|e| match e {
             laneway_common::admin::AdminError::Invalid(m) => {
                 ApiError::field("invalid_cursor", "cursor", m)
@@ -93,12 +94,12 @@ pub async fn add(
             ));
         }
     };
-    let e = ctx.api.admin.suppress(
-        &b.address,
-        &b.sender_domain.to_ascii_lowercase(),
-        &reason,
-        all,
-    )?;
+    let sd = b.sender_domain.to_ascii_lowercase();
+    let e = ctx
+        .api
+        .admin
+        .suppress(&b.address, &sd, &reason, all)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::to_value(e).unwrap_or_default()),
@@ -131,10 +132,8 @@ pub async fn remove(
     })?;
     validate::address("address", &address)?;
     validate::domain("sender_domain", &sd)?;
-    let removed = ctx
-        .api
-        .admin
-        .unsuppress(&address, &sd.to_ascii_lowercase())?;
+    let sd_lower = sd.to_ascii_lowercase();
+    let removed = ctx.api.admin.unsuppress(&address, &sd_lower).await?;
     if !removed {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

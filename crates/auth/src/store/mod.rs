@@ -19,21 +19,83 @@
 //! instead of every token. Values carry a version byte so the format can
 //! grow.
 //!
-//! The store is blocking: call it from async code with
-//! `tokio::task::spawn_blocking`. [`Store`] is a cheap `Clone` handle
-//! (an `Arc` inside) and `Send + Sync`.
+//! The daemon reaches the stores through the [`SuppressionStore`] and
+//! [`TokenStore`] traits (DESIGN §3): [`Store`] is the local (redb)
+//! backend, whose blocking calls the trait methods run on tokio's
+//! blocking threads; the cluster crate adds the shared one. [`suite`]
+//! holds the one test suite every backend must pass. [`Store`] is a cheap
+//! `Clone` handle (an `Arc` inside) and `Send + Sync`; its inherent
+//! methods block.
 
+mod backend;
 mod codec;
+#[cfg(any(test, feature = "test-suite"))]
+pub mod suite;
 mod suppressions;
 mod tokens;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use laneway_common::MessageId;
+use laneway_common::ingest::BoxFuture;
 use redb::{Database, TableDefinition};
 
 pub use suppressions::{Scope, Suppression};
 pub use tokens::TokenInfo;
+
+/// What store futures resolve to.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// Per-sender-domain suppression lists (see [`suppressions`] for the
+/// matching rules every backend follows).
+pub trait SuppressionStore: Send + Sync + 'static {
+    /// The entry for `address` under `sender_domain`, if any.
+    fn check<'a>(
+        &'a self,
+        sender_domain: &'a str,
+        address: &'a str,
+    ) -> StoreFuture<'a, Option<Suppression>>;
+
+    /// Records a suppression (durably before the future resolves) and
+    /// returns the entry now stored: the new one, or the existing one
+    /// when that already covers at least its scope.
+    fn suppress<'a>(
+        &'a self,
+        sender_domain: &'a str,
+        address: &'a str,
+        reason: &'a str,
+        scope: Scope,
+        since: u64,
+    ) -> StoreFuture<'a, Suppression>;
+
+    /// Removes an entry; `true` if there was one.
+    fn unsuppress<'a>(&'a self, sender_domain: &'a str, address: &'a str) -> StoreFuture<'a, bool>;
+
+    /// A page of entries in (sender domain, address) order after `cursor`,
+    /// and the cursor of the next page.
+    fn list<'a>(
+        &'a self,
+        sender_domain: Option<&'a str>,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, (Vec<Suppression>, Option<String>)>;
+
+    /// Number of entries, every sender domain together.
+    fn count(&self) -> StoreFuture<'_, u64>;
+}
+
+/// What each bounce token stood for, until it expires.
+pub trait TokenStore: Send + Sync + 'static {
+    /// Records tokens, all durable before the future resolves.
+    fn remember(&self, tokens: Vec<(MessageId, Option<u16>, TokenInfo)>) -> StoreFuture<'_, ()>;
+
+    /// What a token stands for.
+    fn lookup(&self, id: MessageId, rcpt: Option<u16>) -> StoreFuture<'_, Option<TokenInfo>>;
+
+    /// Forgets tokens whose `expires_at` is before `now_ms`; how many.
+    fn purge_expired(&self, now_ms: u64) -> StoreFuture<'_, usize>;
+}
 
 const TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tokens");
 const TOKEN_EXPIRY: TableDefinition<&[u8], ()> = TableDefinition::new("token_expiry");
@@ -66,6 +128,13 @@ pub enum StoreError {
     /// A pagination cursor that this store did not hand out.
     #[error("auth store: invalid cursor {0:?}")]
     BadCursor(String),
+    /// The blocking task running the call failed.
+    #[error("auth store: task failed: {0}")]
+    Task(String),
+    /// A shared (networked) backend could not be reached or answered
+    /// something unexpected.
+    #[error("auth store: {0}")]
+    Backend(String),
 }
 
 /// Converts any redb error.

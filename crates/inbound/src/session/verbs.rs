@@ -48,7 +48,7 @@ impl Session {
             Request::Ehlo { host } => self.ehlo(host, true),
             Request::Helo { host } => self.ehlo(host, false),
             Request::Mail { from } => return self.mail(from, line),
-            Request::Rcpt { to } => self.rcpt(to, line),
+            Request::Rcpt { to } => self.rcpt(to, line).await,
             Request::Data => self.data_start(),
             Request::Bdat {
                 chunk_size,
@@ -223,20 +223,18 @@ impl Session {
             && !from.address.is_empty()
         {
             let settings = self.shared.settings.load();
-            if let Some(allowed) = settings
+            let allowed = settings
                 .users
                 .get(user)
-                .and_then(|u| u.allowed_from_domains.as_ref())
-            {
+                .and_then(|u| u.allowed_from_domains.as_deref());
+            if !laneway_common::domain::may_send_as(allowed, &from.address) {
                 let d = domain_of(&from.address);
-                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&d)) {
-                    self.reply(Reply::new(
-                        550,
-                        (5, 7, 1),
-                        format!("Sender domain {d} is not allowed for user {user}"),
-                    ));
-                    return None;
-                }
+                self.reply(Reply::new(
+                    550,
+                    (5, 7, 1),
+                    format!("Sender domain {d} is not allowed for user {user}"),
+                ));
+                return None;
             }
         }
         let mt_priority = if has_param(line, b"MT-PRIORITY=") {
@@ -294,7 +292,7 @@ impl Session {
         None
     }
 
-    fn rcpt(&mut self, to: RcptTo<String>, line: &[u8]) {
+    async fn rcpt(&mut self, to: RcptTo<String>, line: &[u8]) {
         let Some(tx) = &self.tx else {
             self.reply(Reply::new(503, (5, 5, 1), "Need MAIL command first"));
             return;
@@ -355,7 +353,7 @@ impl Session {
             policy::requote(&address, &raw)
         };
         if let laneway_common::RecipientVerdict::Refuse(r) =
-            self.shared.ingest.check_recipient(&sender, &address)
+            self.shared.ingest.check_recipient(&sender, &address).await
         {
             self.reply(r);
             return;

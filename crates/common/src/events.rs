@@ -1,6 +1,8 @@
-//! Delivery events: one structured log line per recipient attempt (message
-//! id, lane, recipient, next hop, TLS, result, remote reply, attempt, time
-//! in queue), and with `[log] events = "path"` the same as JSON lines.
+//! Events about messages: what the delivery path, sender authentication
+//! and the operator report, and where they go. Producers hold an
+//! [`EventSink`] (DESIGN §3: shared state and outputs behind traits in
+//! `common`); [`Events`] writes one structured log line per event and,
+//! with `[log] events = "path"`, the same as JSON lines.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -50,7 +52,13 @@ pub struct DeliveryEvent<'a> {
     pub next_attempt_ms: Option<u64>,
 }
 
-/// Where delivery events go.
+/// Where events go.
+pub trait EventSink: Send + Sync {
+    /// Records an event. Never blocks on the network; never fails the mail.
+    fn record(&self, e: &DeliveryEvent<'_>);
+}
+
+/// The log (and JSON-lines file) event sink.
 #[derive(Debug, Default)]
 pub struct Events {
     file: Option<Mutex<BufWriter<File>>>,
@@ -68,8 +76,7 @@ impl Events {
         Ok(Events { file })
     }
 
-    /// Records an event.
-    pub fn record(&self, e: &DeliveryEvent<'_>) {
+    fn write(&self, e: &DeliveryEvent<'_>) {
         tracing::info!(
             id = %e.id,
             lane = e.lane,
@@ -93,5 +100,11 @@ impl Events {
                 tracing::warn!("cannot write to the delivery event log");
             }
         }
+    }
+}
+
+impl EventSink for Events {
+    fn record(&self, e: &DeliveryEvent<'_>) {
+        self.write(e);
     }
 }

@@ -1,0 +1,263 @@
+//! Sender authentication for the running daemon: the [`Policy`] (swapped
+//! on reload) with the stores behind their traits, the token writer and
+//! the event sink. Ingest and the delivery hooks call it; every store call
+//! is awaited off the async worker threads, every decision is the
+//! policy's.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use laneway_common::delivery::Outcome;
+use laneway_common::envelope::{Envelope, domain_of, now_ms};
+use laneway_common::events::{DeliveryEvent, EventSink};
+use laneway_common::{IngestError, MessageId, Priority, RecipientVerdict, Reply};
+
+use crate::policy::{Dkim, NewSuppression, Policy};
+use crate::store::{Scope, SuppressionStore, TokenStore};
+use crate::writer::TokenWriter;
+
+/// Sender authentication, running.
+pub struct SenderAuth {
+    policy: ArcSwap<Policy>,
+    suppressions: Arc<dyn SuppressionStore>,
+    tokens: Arc<dyn TokenStore>,
+    writer: TokenWriter,
+    events: Arc<dyn EventSink>,
+    clock: fn() -> u64,
+}
+
+impl SenderAuth {
+    /// Starts with `policy`, the stores and the event sink; spawns the
+    /// token writer (flush it with [`SenderAuth::close`] on drain).
+    pub fn new(
+        policy: Policy,
+        suppressions: Arc<dyn SuppressionStore>,
+        tokens: Arc<dyn TokenStore>,
+        events: Arc<dyn EventSink>,
+    ) -> Arc<SenderAuth> {
+        Arc::new(SenderAuth {
+            policy: ArcSwap::from_pointee(policy),
+            writer: TokenWriter::spawn(tokens.clone()),
+            suppressions,
+            tokens,
+            events,
+            clock: now_ms,
+        })
+    }
+
+    /// Swaps in reloaded keys and settings.
+    pub fn reload(&self, policy: Policy) {
+        self.policy.store(Arc::new(policy));
+    }
+
+    /// The suppression store (for the admin API and metrics).
+    pub fn suppressions(&self) -> &Arc<dyn SuppressionStore> {
+        &self.suppressions
+    }
+
+    /// The token store.
+    pub fn tokens(&self) -> &Arc<dyn TokenStore> {
+        &self.tokens
+    }
+
+    /// Records the pending tokens and ends the writer (on drain).
+    pub async fn close(&self) {
+        self.writer.close().await;
+    }
+
+    /// Whether `rcpt` is an address at one of our bounce domains.
+    pub fn is_bounce_address(&self, rcpt: &str) -> bool {
+        self.policy.load().is_bounce_address(rcpt)
+    }
+
+    /// RCPT-time checks: bounce tokens at bounce domains, and recipients
+    /// suppressed for every lane.
+    pub async fn check_recipient(&self, sender: &str, rcpt: &str) -> RecipientVerdict {
+        if let Some(v) = self.policy.load().bounce_recipient(rcpt) {
+            return v;
+        }
+        if sender.is_empty() {
+            return RecipientVerdict::Accept;
+        }
+        match self.suppressions.check(&domain_of(sender), rcpt).await {
+            Ok(Some(s)) if s.scope == Scope::All => RecipientVerdict::Refuse(Reply::new(
+                550,
+                (5, 7, 1),
+                format!("recipient suppressed ({})", s.reason),
+            )),
+            Ok(_) => RecipientVerdict::Accept,
+            Err(e) => {
+                tracing::error!(error = %e, "suppression lookup failed");
+                RecipientVerdict::Accept
+            }
+        }
+    }
+
+    fn event(&self, id: &str, lane: u8, from: &str, rcpt: &str, result: &'static str, reply: &str) {
+        self.events.record(&DeliveryEvent {
+            ts_ms: (self.clock)(),
+            id: id.to_string(),
+            lane,
+            from,
+            rcpt,
+            result,
+            stage: "local",
+            status: String::new(),
+            reply,
+            next_hop: None,
+            tls: None,
+            tls_policy: None,
+            attempt: 0,
+            queue_time_ms: 0,
+            next_attempt_ms: None,
+        });
+    }
+
+    /// For trusted submissions (CPU work: run it on a blocking thread):
+    /// the sender checked, the bounce domain and TLS demand recorded in the
+    /// envelope, the message DKIM-signed. Returns the message to store.
+    pub fn prepare(&self, env: &mut Envelope, message: Vec<u8>) -> Result<Vec<u8>, IngestError> {
+        let p = self
+            .policy
+            .load()
+            .prepare(env, message, (self.clock)() / 1000)?;
+        if let Some(b) = p.bounce_domain {
+            env.bounce_domain = Some(b);
+        }
+        env.require_tls |= p.require_tls;
+        match &p.dkim {
+            Dkim::Signed => {
+                metrics::counter!(laneway_common::metrics::DKIM, "result" => "signed").increment(1)
+            }
+            Dkim::Failed(e) => {
+                metrics::counter!(laneway_common::metrics::DKIM, "result" => "error").increment(1);
+                tracing::error!(error = %e, "DKIM signing failed; the message goes unsigned");
+            }
+            Dkim::NotOurs => {}
+        }
+        Ok(p.message)
+    }
+
+    /// Recipients to drop at ingest: suppressed for every lane, or for bulk
+    /// lanes when the message is in one. Each gets a `suppressed` event.
+    pub async fn suppressed(
+        &self,
+        env: &Envelope,
+        lane: Priority,
+        id: MessageId,
+    ) -> Vec<(String, String)> {
+        if env.sender.is_empty() {
+            return Vec::new();
+        }
+        let sd = domain_of(&env.sender);
+        let mut out = Vec::new();
+        for r in &env.recipients {
+            let found = self.suppressions.check(&sd, &r.address).await;
+            let p = self.policy.load();
+            if let Ok(Some(s)) = found
+                && p.stops(&s, lane)
+            {
+                let why = format!("suppressed ({})", s.reason);
+                self.event(
+                    &id.to_string(),
+                    lane.get(),
+                    &env.sender,
+                    &r.address,
+                    "suppressed",
+                    &why,
+                );
+                out.push((r.address.clone(), why));
+            }
+        }
+        out
+    }
+
+    async fn record(&self, s: &NewSuppression, what: &str) {
+        match self
+            .suppressions
+            .suppress(&s.sender_domain, &s.address, &s.reason, s.scope, s.since)
+            .await
+        {
+            Ok(e) => {
+                tracing::info!(rcpt = %s.address, sender_domain = %s.sender_domain, scope = ?e.scope, reason = %s.reason, "recipient suppressed {what}")
+            }
+            Err(e) => tracing::error!(error = %e, "cannot record the suppression"),
+        }
+    }
+
+    /// Reads mail that came back to a bounce domain: records what it says
+    /// about the original message's recipients and suppresses hard bounces
+    /// (all lanes) and complaints (bulk lanes). Returns where to forward it
+    /// (`[auth] forward_bounces`).
+    pub async fn returned(&self, env: &Envelope, message: &[u8], id: MessageId) -> Vec<String> {
+        let report = crate::report::parse(message);
+        let tokens = self.policy.load().returned_tokens(env, report.as_ref());
+        if !tokens.is_empty() {
+            // a bounce can overtake the batch its token is in
+            self.writer.flush().await;
+        }
+        let now = (self.clock)();
+        let mut forward = Vec::new();
+        for (orig_id, idx) in tokens {
+            let info = match self.tokens.lookup(orig_id, idx).await {
+                Ok(Some(i)) if i.expires_at >= now => i,
+                _ => {
+                    tracing::info!(id = %id, original = %orig_id, "returned mail for an unknown or expired bounce token");
+                    continue;
+                }
+            };
+            let p = self.policy.load();
+            if p.forwards_bounces() && !forward.contains(&info.sender) {
+                forward.push(info.sender.clone());
+            }
+            if report.is_none() {
+                tracing::info!(id = %id, original = %orig_id, rcpt = %info.recipient, "mail to a bounce address that is not a report (auto-reply?)");
+                continue;
+            }
+            for d in p.returned(orig_id, &info, report.as_ref(), now) {
+                self.event(
+                    &d.original.to_string(),
+                    d.lane,
+                    &d.sender,
+                    &d.recipient,
+                    d.result,
+                    &d.reply,
+                );
+                if let Some(s) = &d.suppress {
+                    self.record(s, "after returned mail").await;
+                }
+            }
+        }
+        forward
+    }
+
+    /// The envelope senders of an item's transactions (VERP); their tokens
+    /// are queued for the writer.
+    pub fn transactions(
+        &self,
+        id: MessageId,
+        lane: Priority,
+        env: &Envelope,
+        rcpts: &[(usize, String)],
+    ) -> Vec<(String, Vec<usize>)> {
+        let t = self
+            .policy
+            .load()
+            .transactions(id, lane, env, rcpts, (self.clock)());
+        for (id, idx, info) in t.tokens {
+            self.writer.record(id, idx, info);
+        }
+        t.senders
+    }
+
+    /// A recipient failed permanently: suppressed if the policy says so
+    /// (in the background; the delivery goes on).
+    pub fn failed(self: &Arc<Self>, sender: &str, rcpt: &str, outcome: &Outcome) {
+        let p = self.policy.load();
+        let Some(s) = p.delivery_failure(sender, rcpt, outcome, (self.clock)() / 1000) else {
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move { this.record(&s, "after a permanent failure").await });
+    }
+}

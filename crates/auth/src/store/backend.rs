@@ -1,0 +1,85 @@
+//! [`Store`] as a [`SuppressionStore`] and a [`TokenStore`]: each call
+//! runs on tokio's blocking threads, never on an async worker (redb reads
+//! and fsynced commits block).
+
+use laneway_common::MessageId;
+
+use super::{
+    Scope, Store, StoreError, StoreFuture, Suppression, SuppressionStore, TokenInfo, TokenStore,
+};
+
+/// Runs a blocking store call off the async threads.
+fn blocking<'a, T: Send + 'static>(
+    store: &Store,
+    f: impl FnOnce(Store) -> Result<T, StoreError> + Send + 'static,
+) -> StoreFuture<'a, T> {
+    let store = store.clone();
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || f(store))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Task(e.to_string())))
+    })
+}
+
+impl SuppressionStore for Store {
+    fn check<'a>(
+        &'a self,
+        sender_domain: &'a str,
+        address: &'a str,
+    ) -> StoreFuture<'a, Option<Suppression>> {
+        let (d, a) = (sender_domain.to_string(), address.to_string());
+        blocking(self, move |s| s.check(&d, &a))
+    }
+
+    fn suppress<'a>(
+        &'a self,
+        sender_domain: &'a str,
+        address: &'a str,
+        reason: &'a str,
+        scope: Scope,
+        since: u64,
+    ) -> StoreFuture<'a, Suppression> {
+        let (d, a, r) = (
+            sender_domain.to_string(),
+            address.to_string(),
+            reason.to_string(),
+        );
+        blocking(self, move |s| s.suppress(&d, &a, &r, scope, since))
+    }
+
+    fn unsuppress<'a>(&'a self, sender_domain: &'a str, address: &'a str) -> StoreFuture<'a, bool> {
+        let (d, a) = (sender_domain.to_string(), address.to_string());
+        blocking(self, move |s| s.unsuppress(&d, &a))
+    }
+
+    fn list<'a>(
+        &'a self,
+        sender_domain: Option<&'a str>,
+        limit: usize,
+        cursor: Option<&'a str>,
+    ) -> StoreFuture<'a, (Vec<Suppression>, Option<String>)> {
+        let (d, c) = (
+            sender_domain.map(str::to_string),
+            cursor.map(str::to_string),
+        );
+        blocking(self, move |s| s.list(d.as_deref(), limit, c.as_deref()))
+    }
+
+    fn count(&self) -> StoreFuture<'_, u64> {
+        blocking(self, |s| s.count())
+    }
+}
+
+impl TokenStore for Store {
+    fn remember(&self, tokens: Vec<(MessageId, Option<u16>, TokenInfo)>) -> StoreFuture<'_, ()> {
+        blocking(self, move |s| s.remember_many(&tokens))
+    }
+
+    fn lookup(&self, id: MessageId, rcpt: Option<u16>) -> StoreFuture<'_, Option<TokenInfo>> {
+        blocking(self, move |s| s.lookup(id, rcpt))
+    }
+
+    fn purge_expired(&self, now_ms: u64) -> StoreFuture<'_, usize> {
+        blocking(self, move |s| s.purge_expired(now_ms))
+    }
+}
