@@ -139,19 +139,7 @@ fn bdat_and_pipelining() {
 #[test]
 fn every_smuggling_shape_is_refused_and_nothing_is_stored() {
     let d = Daemon::start(PLAIN);
-    let shapes: [&[u8]; 11] = [
-        b"\n.\n",
-        b"\n.\r\n",
-        b"\r.\r\n",
-        b"\r\n.\r",
-        b"\r.\r",
-        b"\n.\r",
-        b"\r.\n",
-        b"\r\n.\n",
-        b"\r\n.\r\r\n",
-        b"\r\r\n.\r\r\n",
-        b"\r\n\x00.\r\n",
-    ];
+    let shapes = laneway_inbound::testing::SMUGGLING_ENDS;
     for shape in shapes {
         let mut c = Client::hello(d.addr("mx"));
         c.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n");
@@ -160,7 +148,7 @@ fn every_smuggling_shape_is_refused_and_nothing_is_stored() {
         assert!(c.reply().starts_with("354"));
         let mut body = b"Subject: x\r\n\r\nfirst".to_vec();
         body.extend_from_slice(shape);
-        body.extend_from_slice(b"MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nsmuggled\r\n");
+        body.extend_from_slice(laneway_inbound::testing::SMUGGLED_TRANSACTION);
         c.send(&body);
         // no early reply: the data has not ended
         c.set_timeout(std::time::Duration::from_millis(300));

@@ -285,25 +285,11 @@ mod tests {
 
     #[test]
     fn smuggling_shapes_never_end_data() {
-        let shapes: [&[u8]; 11] = [
-            b"\n.\n",
-            b"\n.\r\n",
-            b"\r.\r\n",
-            b"\r\n.\r",
-            b"\r.\r",
-            b"\n.\r",
-            b"\r.\n",
-            b"\r\n.\n",
-            b"\r\n.\r\r\n",
-            b"\r\r\n.\r\r\n",
-            b"\r\n\x00.\r\n",
-        ];
+        let shapes = crate::testing::SMUGGLING_ENDS;
         for shape in shapes {
             let mut input = b"Subject: x\r\n\r\nfirst".to_vec();
             input.extend_from_slice(shape);
-            input.extend_from_slice(
-                b"MAIL FROM:<evil@x>\r\nRCPT TO:<v@y>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nx\r\n",
-            );
+            input.extend_from_slice(crate::testing::SMUGGLED_TRANSACTION);
             let (end, _, p) = data(&input, limits());
             assert_eq!(end, None, "ended early on {shape:?}");
             assert!(p.bare_lf || p.bare_cr || p.nul, "not flagged: {shape:?}");

@@ -214,6 +214,28 @@ fn check_content(m: &[u8]) {
     }
 }
 
+/// Ends of data that are not `CRLF.CRLF` — bare LF, bare CR, doubled CR,
+/// a NUL before the dot (the SMTP smuggling family, CVE-2023-51766 and
+/// kin): each must be read as content, never as the end of a message. The
+/// one list the content, session and end-to-end tests share.
+pub const SMUGGLING_ENDS: [&[u8]; 11] = [
+    b"\n.\n",
+    b"\n.\r\n",
+    b"\r.\r\n",
+    b"\r\n.\r",
+    b"\r.\r",
+    b"\n.\r",
+    b"\r.\n",
+    b"\r\n.\n",
+    b"\r\n.\r\r\n",
+    b"\r\r\n.\r\r\n",
+    b"\r\n\x00.\r\n",
+];
+
+/// The transaction an attacker hides behind a false end of data.
+pub const SMUGGLED_TRANSACTION: &[u8] =
+    b"MAIL FROM:<evil@x.test>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nsmuggled\r\n";
+
 #[cfg(test)]
 mod tests {
     #[test]

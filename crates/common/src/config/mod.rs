@@ -5,14 +5,60 @@
 //! loader reports every problem it can find at once rather than stopping at
 //! the first: each table is read on its own, then the whole is validated.
 
-mod sections;
+mod inbound;
+mod outbound;
+mod queue;
+mod sender;
+mod services;
 pub mod units;
+mod validate;
 
 use std::path::Path;
 
-pub use sections::*;
+pub use inbound::*;
+pub use outbound::*;
+pub use queue::*;
+pub use sender::*;
+pub use services::*;
 
 use serde::de::DeserializeOwned;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `[server]`
+    pub server: Server,
+    /// `[[listener]]`: the SMTP listeners. None means no SMTP front door.
+    pub listeners: Vec<Listener>,
+    /// `[tls]`: the certificate for STARTTLS and implicit-TLS listeners.
+    pub tls: Option<Tls>,
+    /// `[relay]`
+    pub relay: Relay,
+    /// `[[smtp_user]]`
+    pub smtp_users: Vec<SmtpUser>,
+    /// `[queue]`
+    pub queue: Queue,
+    /// `[spool]`
+    pub spool: Spool,
+    /// `[outbound]`
+    pub outbound: Outbound,
+    /// `[[destination]]`
+    pub destinations: Vec<Destination>,
+    /// `[[route]]`
+    pub routes: Vec<Route>,
+    /// `[dns]`
+    pub dns: Dns,
+    /// `[log]`
+    pub log: Log,
+    /// `[api]`: absent means no HTTP API.
+    pub api: Option<Api>,
+    /// `[metrics]`: absent means no metrics listener.
+    pub metrics: Option<Metrics>,
+    /// `[auth]`
+    pub auth: Auth,
+    /// `[[domain]]`: sender domains Laneway signs and rewrites for.
+    pub domains: Vec<SenderDomain>,
+}
 
 /// Every problem found in a configuration, one line each.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -260,19 +260,7 @@ async fn size_limits() {
 
 #[tokio::test]
 async fn smuggling_is_refused_with_one_reply_and_nothing_stored() {
-    let shapes: [&[u8]; 11] = [
-        b"\n.\n",
-        b"\n.\r\n",
-        b"\r.\r\n",
-        b"\r\n.\r",
-        b"\r.\r",
-        b"\n.\r",
-        b"\r.\n",
-        b"\r\n.\n",
-        b"\r\n.\r\r\n",
-        b"\r\r\n.\r\r\n",
-        b"\r\n\x00.\r\n",
-    ];
+    let shapes = crate::testing::SMUGGLING_ENDS;
     for shape in shapes {
         let mut h = start("plain", TRUSTED);
         h.hello().await;
@@ -283,7 +271,7 @@ async fn smuggling_is_refused_with_one_reply_and_nothing_stored() {
         assert!(h.reply().await.starts_with("354"));
         let mut body = b"Subject: x\r\n\r\nfirst".to_vec();
         body.extend_from_slice(shape);
-        body.extend_from_slice(b"MAIL FROM:<evil@x.test>\r\nRCPT TO:<v@example.net>\r\nDATA\r\nSubject: SMUGGLED\r\n\r\nx\r\n");
+        body.extend_from_slice(crate::testing::SMUGGLED_TRANSACTION);
         body.extend_from_slice(b"\r\n.\r\n");
         h.send(&body).await;
         let r = h.reply().await;

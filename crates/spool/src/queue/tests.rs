@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use laneway_common::id::IdGenerator;
+use laneway_common::ingest::BoxFuture;
 use laneway_common::{Origin, Recipient, Stage};
 
 use super::*;
+use crate::store::Spooled;
 
 struct ManualClock(AtomicU64);
 

@@ -1,0 +1,195 @@
+//! Recording what became of delivery attempts: per-recipient outcomes
+//! (deferrals past `max_age` become expiries), DSN requests, and the
+//! journal record that must be durable before a connection goes on.
+
+use laneway_common::{Disposition, MessageId};
+
+use super::{
+    Applied, DsnAction, Notice, Notifier, Outcome, Queue, WorkItem, expiry_ms, next_attempt_ms,
+    schedule_domains,
+};
+use crate::journal::Record;
+use crate::state::RcptStatus;
+
+impl Queue {
+    /// Records outcomes of delivering (some recipients of) `item`:
+    /// updates the recipients, asks for DSNs (durable before the outcome
+    /// is), then records the change in the journal and waits until it is
+    /// on disk — so that a crash after this returns never repeats these
+    /// deliveries. May be called once per transaction of an item; each
+    /// recipient's first outcome counts. Returns what was recorded per
+    /// recipient — a deferral past `max_age` comes back as an expiry —
+    /// with the next attempt time of deferrals.
+    pub async fn complete(
+        &self,
+        item: &WorkItem,
+        outcomes: Vec<(usize, Outcome)>,
+        notifier: &dyn Notifier,
+    ) -> Vec<Applied> {
+        let now = self.clock.now_ms();
+        let policy = self.settings().policy.policy(item.lane);
+        let jitter = self.clock.jitter();
+        let mut failed = Vec::new();
+        let mut relayed = Vec::new();
+        let mut delayed = Vec::new();
+        let mut applied = Vec::new();
+        let mut changed = Vec::new();
+        let lane;
+        {
+            let mut st = self.lock();
+            let Some(e) = st.entries.get_mut(&item.id) else {
+                return applied;
+            };
+            lane = e.lane;
+            e.attempts = e.attempts.max(item.attempts + 1);
+            let expires = expiry_ms(&policy, e.queued_at_ms);
+            for (idx, outcome) in outcomes {
+                if !item.recipients.iter().any(|(i, _)| *i == idx) {
+                    continue;
+                }
+                let Some(r) = e.rcpts.get_mut(idx) else {
+                    continue;
+                };
+                if !r.busy {
+                    continue; // recorded already, or not part of this attempt
+                }
+                r.busy = false;
+                r.attempts += 1;
+                changed.push(idx);
+                let mut a = Applied::new(idx, outcome);
+                match a.outcome.disposition {
+                    Disposition::Delivered => {
+                        r.status = RcptStatus::Delivered;
+                        if !a.outcome.dsn_passed {
+                            relayed.push((idx, a.outcome.clone()));
+                        }
+                    }
+                    Disposition::Permanent => {
+                        r.status = RcptStatus::Failed;
+                        failed.push((idx, a.outcome.clone()));
+                    }
+                    Disposition::Transient if now >= expires => {
+                        a.outcome = Outcome::expired(&a.outcome);
+                        a.expired = true;
+                        r.status = RcptStatus::Failed;
+                        failed.push((idx, a.outcome.clone()));
+                    }
+                    Disposition::Transient => {
+                        r.next_ms =
+                            next_attempt_ms(&policy, r.attempts, e.queued_at_ms, now, jitter);
+                        a.next_attempt_ms = Some(r.next_ms);
+                        delayed.push((idx, a.outcome.clone()));
+                    }
+                }
+                r.last = Some(Box::new(a.outcome.clone()));
+                applied.push(a);
+            }
+            let warn_delay = !delayed.is_empty()
+                && !e.delay_warned
+                && now.saturating_sub(e.queued_at_ms) >= policy.delay_warning.as_millis() as u64;
+            if warn_delay {
+                e.delay_warned = true;
+            } else {
+                delayed.clear();
+            }
+        }
+        let needs_original = !failed.is_empty() || !relayed.is_empty() || !delayed.is_empty();
+        if needs_original {
+            let store = self.store.clone();
+            let id = item.id;
+            let original = tokio::task::spawn_blocking(move || store.get(id, lane)).await;
+            match original {
+                Ok(Ok(original)) => {
+                    for (action, rcpts) in [
+                        (DsnAction::Failed, failed),
+                        (DsnAction::Relayed, relayed),
+                        (DsnAction::Delayed, delayed),
+                    ] {
+                        if !rcpts.is_empty() {
+                            notifier
+                                .notify(
+                                    &original,
+                                    Notice {
+                                        id,
+                                        lane,
+                                        action,
+                                        recipients: rcpts,
+                                    },
+                                )
+                                .await;
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(id = %id, error = %e, "cannot read the message to write its DSN")
+                }
+                Err(e) => tracing::error!(id = %id, error = %e, "DSN task failed"),
+            }
+        }
+        if !changed.is_empty() {
+            self.persist(item.id, &changed).await;
+        }
+        applied
+    }
+
+    /// Ends an item: any of its recipients that got no outcome (which the
+    /// dispatcher never leaves) is made available again, so that nothing
+    /// can stay busy forever.
+    pub fn finish_item(&self, item: &WorkItem) {
+        let now = self.clock.now_ms();
+        let mut st = self.lock();
+        let Some(e) = st.entries.get_mut(&item.id) else {
+            return;
+        };
+        let mut left = false;
+        for (i, _) in &item.recipients {
+            if let Some(r) = e.rcpts.get_mut(*i)
+                && r.busy
+            {
+                r.busy = false;
+                left = true;
+            }
+        }
+        if left {
+            tracing::error!(id = %item.id, "delivery ended without an outcome for some recipients; they will be tried again");
+            schedule_domains(&mut st, item.id, now, &self.work);
+            drop(st);
+            self.changed.notify_one();
+        }
+    }
+
+    /// Records the state of a message in the journal — its changed
+    /// recipients, or its removal when it is done — puts its remaining
+    /// work back on the timer or in the lanes, and waits until the record
+    /// is durable. The record is made under the lock, so records of one
+    /// message are journalled in the order of its changes.
+    pub(super) async fn persist(&self, id: MessageId, changed: &[usize]) {
+        let now = self.clock.now_ms();
+        let (commit, done) = {
+            let mut st = self.lock();
+            let Some(e) = st.entries.get_mut(&id) else {
+                return;
+            };
+            let lane = e.lane;
+            let done = e.is_done() || (e.deleted && !e.rcpts.iter().any(|r| r.busy));
+            let record = if done {
+                Record::Remove(id, lane)
+            } else {
+                Record::Rcpts(id, lane, e.delta(changed))
+            };
+            let commit = self.store.record(vec![record]);
+            if done {
+                st.entries.remove(&id);
+            } else if !e.deleted {
+                schedule_domains(&mut st, id, now, &self.work);
+            }
+            (commit, done)
+        };
+        if let Err(e) = commit.await {
+            tracing::error!(id = %id, error = %e, done, "recording the delivery state failed");
+        }
+        if !done {
+            self.changed.notify_one();
+        }
+    }
+}
