@@ -1,13 +1,14 @@
-//! A blocking HTTP/1.1 client for API tests: one request per connection.
+//! Blocking API requests for the end-to-end tests, over Laneway's own
+//! HTTP client (`laneway_common::http`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 
 use serde_json::Value;
 
 use crate::DEADLINE;
 
-/// Sends a request; returns the status, the raw head and the body (JSON if it parses).
+/// Sends a request; returns the status, the head (status line and header
+/// fields) and the body (JSON if it parses).
 pub fn request(
     addr: SocketAddr,
     method: &str,
@@ -15,33 +16,25 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, String, Value) {
-    let mut s = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect to the API");
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    use laneway_common::http::{Endpoint, Request, blocking_request};
     let body = body.unwrap_or("");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
+    let mut h: Vec<(&str, &str)> = headers.to_vec();
     if !body.is_empty() {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        h.push(("content-type", "application/json"));
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("HTTP head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let text = String::from_utf8_lossy(&raw[split + 4..]).into_owned();
-    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, head, v)
+    let req = Request {
+        method,
+        path,
+        headers: &h,
+        body: body.as_bytes().to_vec(),
+    };
+    let r = blocking_request(&Endpoint::Tcp(addr), "test", &req, 64 << 20, DEADLINE)
+        .expect("an HTTP answer from the API");
+    let mut head = format!("HTTP/1.1 {}", r.status);
+    for (k, v) in &r.headers {
+        head.push_str(&format!("\r\n{k}: {v}"));
+    }
+    (r.status, head, r.json())
 }
 
 /// A JSON request with a bearer token.

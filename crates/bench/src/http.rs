@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use std::time::Duration;
+
+use laneway_common::http::{Connection, Endpoint, Request};
 
 use crate::blast::Report;
 
@@ -18,36 +19,6 @@ pub fn sha256_hex(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// One response: status and body.
-async fn response(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, Vec<u8>), String> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let status = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .ok_or("bad status line")?;
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + len {
-                let body = buf[end + 4..end + 4 + len].to_vec();
-                buf.drain(..end + 4 + len);
-                return Ok((status, body));
-            }
-        }
-        let mut chunk = [0u8; 8192];
-        let n = s.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("connection closed".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
 }
 
 /// Posts `n` messages of about `size` bytes over `clients` connections.
@@ -68,12 +39,19 @@ pub async fn submit_load(
         let (next, ok, err) = (next.clone(), ok.clone(), err.clone());
         let (token, text) = (token.to_string(), text.clone());
         tasks.push(tokio::spawn(async move {
-            let Ok(mut s) = TcpStream::connect(addr).await else {
-                err.lock().expect("lock").get_or_insert("connect failed".into());
+            let Ok(mut c) =
+                Connection::open(&Endpoint::Tcp(addr), "bench", Duration::from_secs(10)).await
+            else {
+                err.lock()
+                    .expect("lock")
+                    .get_or_insert("connect failed".into());
                 return;
             };
-            let _ = s.set_nodelay(true);
-            let mut buf = Vec::new();
+            let auth = format!("Bearer {token}");
+            let headers = [
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ];
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
@@ -85,25 +63,27 @@ pub async fn submit_load(
                     "subject": format!("api {i}"),
                     "text": text,
                 })
-                .to_string();
-                let req = format!(
-                    "POST /api/v1/messages HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                    body.len()
-                );
-                if s.write_all(req.as_bytes()).await.is_err() {
-                    return;
-                }
-                match response(&mut s, &mut buf).await {
-                    Ok((202, _)) => {
+                .to_string()
+                .into_bytes();
+                let req = Request {
+                    method: "POST",
+                    path: "/api/v1/messages",
+                    headers: &headers,
+                    body,
+                };
+                match c.send(&req, 1 << 20, Duration::from_secs(60)).await {
+                    Ok(r) if r.status == 202 => {
                         ok.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok((st, b)) => {
-                        err.lock()
-                            .expect("lock")
-                            .get_or_insert(format!("{st}: {}", String::from_utf8_lossy(&b)));
+                    Ok(r) => {
+                        err.lock().expect("lock").get_or_insert(format!(
+                            "{}: {}",
+                            r.status,
+                            String::from_utf8_lossy(&r.body)
+                        ));
                     }
                     Err(e) => {
-                        err.lock().expect("lock").get_or_insert(e);
+                        err.lock().expect("lock").get_or_insert(e.to_string());
                         return;
                     }
                 }

@@ -13,6 +13,7 @@ pub mod domain;
 pub mod envelope;
 pub mod events;
 pub mod headers;
+pub mod http;
 pub mod id;
 pub mod ingest;
 pub mod lifecycle;

@@ -1,10 +1,9 @@
 //! `laneway queue …` and `laneway api-key new`: the operator's commands.
 //! `queue` talks to the running daemon like `postqueue`: over the control
 //! socket in the spool directory (file permissions are the authority), or
-//! over HTTP to `--url` with `--token`. A deliberately small HTTP/1.1
-//! client: one request per connection, `Connection: close`.
+//! over HTTP to `--url` with `--token`, with the one HTTP client of
+//! `laneway_common::http`.
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,7 +18,12 @@ pub enum Target {
     /// The control socket at this path.
     Socket(std::path::PathBuf),
     /// `http://host:port` with a bearer token.
-    Http { addr: String, token: Option<String> },
+    Http {
+        /// `host:port`.
+        addr: String,
+        /// The bearer token.
+        token: Option<String>,
+    },
 }
 
 impl Target {
@@ -53,87 +57,48 @@ impl Target {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), String> {
+        use laneway_common::http::{Endpoint, Request, blocking_request};
+        use std::net::ToSocketAddrs;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: laneway\r\nConnection: close\r\nAccept: application/json\r\n"
-        );
-        if let Target::Http { token: Some(t), .. } = self {
-            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
+        let auth = match self {
+            Target::Http { token: Some(t), .. } => Some(format!("Bearer {t}")),
+            _ => None,
+        };
+        let mut headers = vec![("accept", "application/json")];
         if !body.is_empty() {
-            req.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
+            headers.push(("content-type", "application/json"));
         }
-        req.push_str("\r\n");
-        req.push_str(&body);
-        let raw = match self {
-            Target::Socket(p) => {
-                let mut s = std::os::unix::net::UnixStream::connect(p).map_err(|e| {
-                    format!("cannot reach the daemon at {}: {e} (is laneway running with this --config?)", p.display())
-                })?;
-                s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-                exchange(&mut s, req.as_bytes())?
-            }
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        let (ep, host) = match self {
+            Target::Socket(p) => (Endpoint::Unix(p.clone()), "laneway".to_string()),
             Target::Http { addr, .. } => {
-                let mut s = std::net::TcpStream::connect(addr)
-                    .map_err(|e| format!("cannot reach {addr}: {e}"))?;
-                s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-                exchange(&mut s, req.as_bytes())?
+                let sa = addr
+                    .to_socket_addrs()
+                    .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+                    .next()
+                    .ok_or_else(|| format!("{addr} has no address"))?;
+                (Endpoint::Tcp(sa), addr.clone())
             }
         };
-        parse_response(&raw)
+        let req = Request {
+            method,
+            path,
+            headers: &headers,
+            body: body.into_bytes(),
+        };
+        let r = blocking_request(&ep, &host, &req, 64 << 20, Duration::from_secs(60)).map_err(
+            |e| match self {
+                Target::Socket(p) => format!(
+                    "cannot reach the daemon at {}: {e} (is laneway running with this --config?)",
+                    p.display()
+                ),
+                Target::Http { addr, .. } => format!("cannot reach {addr}: {e}"),
+            },
+        )?;
+        Ok((r.status, r.json()))
     }
-}
-
-fn exchange<S: Read + Write>(s: &mut S, req: &[u8]) -> Result<Vec<u8>, String> {
-    s.write_all(req)
-        .map_err(|e| format!("sending the request: {e}"))?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    Ok(out)
-}
-
-/// Parses an HTTP/1.1 response (Content-Length, chunked, or until close).
-fn parse_response(raw: &[u8]) -> Result<(u16, Value), String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let mut body = raw[split + 4..].to_vec();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("malformed HTTP status line")?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        while let Some(i) = rest.windows(2).position(|w| w == b"\r\n") {
-            let n = usize::from_str_radix(String::from_utf8_lossy(&rest[..i]).trim(), 16)
-                .map_err(|_| "bad chunk")?;
-            if n == 0 {
-                break;
-            }
-            let start = i + 2;
-            out.extend_from_slice(rest.get(start..start + n).ok_or("truncated chunk")?);
-            rest = rest.get(start + n + 2..).unwrap_or(&[]);
-        }
-        body = out;
-    }
-    let v = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
-    };
-    Ok((status, v))
 }
 
 /// Runs a request and prints the result (JSON, or through `human`).

@@ -15,13 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// RFC 8461 §3.2: `max_age` is at most a year.
 const MAX_AGE_LIMIT: u64 = 31_557_600;
 /// A policy body larger than this is refused (real ones are a few hundred bytes).
-const MAX_BODY: u64 = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024;
 /// After a failed fetch, no new attempt for the domain this long: a policy
 /// host that does not answer must not slow every resolution down.
 pub const RETRY_FETCH: Duration = Duration::from_secs(300);
@@ -230,53 +228,36 @@ pub async fn fetch(
     tls: Arc<ClientConfig>,
     timeout: Duration,
 ) -> Result<Policy, String> {
+    use laneway_common::http::{Endpoint, Request, request};
     let host = format!("mta-sts.{domain}");
-    let name = ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
     let mut last = format!("{host} has no address");
     for addr in addrs {
-        let attempt = async {
-            let tcp = tokio::net::TcpStream::connect(addr)
-                .await
-                .map_err(|e| format!("connect {addr}: {e}"))?;
-            let mut s = tokio_rustls::TlsConnector::from(tls.clone())
-                .connect(name.clone(), tcp)
-                .await
-                .map_err(|e| format!("TLS with {host} ({addr}): {e}"))?;
-            let req = format!(
-                "GET /.well-known/mta-sts.txt HTTP/1.0\r\nHost: {host}\r\nUser-Agent: Laneway\r\nConnection: close\r\n\r\n"
-            );
-            s.write_all(req.as_bytes())
-                .await
-                .map_err(|e| format!("write to {host}: {e}"))?;
-            let mut body = Vec::new();
-            match (&mut s).take(MAX_BODY).read_to_end(&mut body).await {
-                Ok(_) => {}
-                // a server that closes without close_notify: keep what came
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !body.is_empty() => {}
-                Err(e) => return Err(format!("read from {host}: {e}")),
-            }
-            Ok::<Vec<u8>, String>(body)
+        let ep = Endpoint::Tls {
+            addr: SocketAddr::new(addr.ip(), addr.port()),
+            name: host.clone(),
+            config: tls.clone(),
         };
-        let raw = match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(raw)) => raw,
-            Ok(Err(e)) => {
-                last = e;
-                continue;
-            }
-            Err(_) => {
-                last = format!("{host} ({addr}) timed out");
+        // RFC 8461 §3.3: no redirects followed, 200 only
+        let r = match request(
+            &ep,
+            &host,
+            &Request::get("/.well-known/mta-sts.txt"),
+            MAX_BODY,
+            timeout,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                last = format!("{host} ({addr}): {e}");
                 continue;
             }
         };
-        let text = String::from_utf8_lossy(&raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| format!("{host}: not an HTTP response"))?;
-        let status = head.split_whitespace().nth(1).unwrap_or("");
-        if status != "200" {
-            return Err(format!("{host}: HTTP status {status}, not 200"));
+        if r.status != 200 {
+            return Err(format!("{host}: HTTP status {}, not 200", r.status));
         }
-        return Policy::parse(id, body).map_err(|e| format!("{host}: invalid policy: {e}"));
+        let body = String::from_utf8_lossy(&r.body);
+        return Policy::parse(id, &body).map_err(|e| format!("{host}: invalid policy: {e}"));
     }
     Err(last)
 }
