@@ -50,14 +50,7 @@ impl Key {
     }
 }
 
-/// Lower-case hex SHA-256 of a token.
-pub fn sha256_hex(token: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use laneway_common::token::sha256_hex;
 
 /// The configured keys, by token hash, with their rate-limit state.
 #[derive(Debug, Default)]

@@ -12,14 +12,7 @@ use laneway_common::http::{Connection, Endpoint, Request};
 
 use crate::blast::Report;
 
-/// Lower-case hex SHA-256 of a token (for `[[api.key]] sha256`).
-pub fn sha256_hex(token: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use laneway_common::token::sha256_hex;
 
 /// Posts `n` messages of about `size` bytes over `clients` connections.
 pub async fn submit_load(

@@ -234,6 +234,5 @@ pub trait Admin: Send + Sync + 'static {
 
 /// RFC 3339 (UTC, seconds) of a time in ms since the Unix epoch.
 pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-        .to_string()
+    crate::headers::rfc3339_secs(ms / 1000)
 }

@@ -118,37 +118,19 @@ pub fn from_address(msg: &[u8]) -> Option<String> {
     (!addr.is_empty()).then(|| addr.to_string())
 }
 
-/// (year, month 1–12, day 1–31) of a day count since 1970-01-01
-/// (Howard Hinnant's civil-from-days).
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
+/// An RFC 5322 §3.3 date-time in UTC, e.g. `Fri, 27 Nov 2026 20:58:30 +0000`
+/// (mail-builder's formatter).
+pub fn rfc5322_date(unix_secs: i64) -> String {
+    mail_builder::headers::date::Date::new(unix_secs).to_rfc822()
 }
 
-/// An RFC 5322 §3.3 date-time in UTC, e.g. `Fri, 27 Nov 2026 20:58:30 +0000`.
-pub fn rfc5322_date(unix_secs: i64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = unix_secs.div_euclid(86400);
-    let secs = unix_secs.rem_euclid(86400);
-    let weekday = DAYS[days.rem_euclid(7) as usize];
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} +0000",
-        MONTHS[(month - 1) as usize],
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
+/// RFC 3339 (UTC, seconds) of a time in seconds since the Unix epoch,
+/// e.g. `2026-11-27T20:58:30Z` (humantime's formatter).
+pub fn rfc3339_secs(unix_secs: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs),
     )
+    .to_string()
 }
 
 #[cfg(test)]
@@ -196,11 +178,13 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(rfc5322_date(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        // RFC 5322 §3.3: the day is 1*2DIGIT
+        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(
             rfc5322_date(1_795_813_110),
             "Fri, 27 Nov 2026 20:58:30 +0000"
         );
         assert_eq!(rfc5322_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(rfc3339_secs(1_795_813_110), "2026-11-27T20:58:30Z");
     }
 }

@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod priority;
 pub mod reply;
+pub mod token;
 
 pub use config::Config;
 pub use delivery::{Disposition, Outcome, Stage, Status};

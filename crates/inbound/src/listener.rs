@@ -149,18 +149,7 @@ async fn handle(
     shared: Arc<Shared>,
 ) {
     let _ = tcp.set_nodelay(true);
-    let conn = Conn {
-        listener: listener.name.clone(),
-        peer,
-        local,
-        helo: None,
-        esmtp: false,
-        tls: None,
-        auth_user: None,
-        auth_failures: 0,
-        errors: 0,
-        accepted: 0,
-    };
+    let conn = Conn::new(listener.name.clone(), peer, local);
     let tls_config = shared.settings.load().tls.clone();
     let handshake = listener.tls_handshake_timeout;
     tracing::debug!(listener = %listener.name, peer = %peer, "connect");

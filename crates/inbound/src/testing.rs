@@ -86,18 +86,7 @@ pub fn session(config: &Config, listener: &str, peer: SocketAddr) -> (Session, A
         .find(|l| l.name == listener)
         .expect("listener in config")
         .clone();
-    let conn = Conn {
-        listener: listener.into(),
-        peer,
-        local: "127.0.0.1:25".parse().expect("addr"),
-        helo: None,
-        esmtp: false,
-        tls: None,
-        auth_user: None,
-        auth_failures: 0,
-        errors: 0,
-        accepted: 0,
-    };
+    let conn = Conn::new(listener, peer, "127.0.0.1:25".parse().expect("addr"));
     let mut s = Session::new(shared, l, conn);
     s.greet();
     (s, ingest)

@@ -65,8 +65,8 @@ pub fn init(dir: &Path, domain: Option<&str>, hostname: &str) -> Result<Made, St
     let secret = dir.join("bounce.secret");
     write_new(&secret, format!("{}\n", random_hex(32)).as_bytes(), 0o600)
         .map_err(|e| at(&secret, e))?;
-    let token = format!("lw_{}", random_hex(32));
-    let hash = laneway_api::keys::sha256_hex(&token);
+    let token = laneway_common::token::new_token();
+    let hash = laneway_common::token::sha256_hex(&token);
 
     let mut text = String::new();
     let _ = writeln!(
@@ -204,7 +204,7 @@ mod tests {
         );
         // the token printed is the one the key accepts
         let key = &c.api.as_ref().unwrap().key[0];
-        assert_eq!(key.sha256, laneway_api::keys::sha256_hex(&made.token));
+        assert_eq!(key.sha256, laneway_common::token::sha256_hex(&made.token));
         assert!(
             made.dns
                 .iter()

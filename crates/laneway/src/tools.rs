@@ -53,8 +53,8 @@ pub fn new_api_key(name: &str, scopes: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let token = format!("lw_{:032x}{:032x}", rand_u128(), rand_u128());
-    let hash = laneway_api::keys::sha256_hex(&token);
+    let token = laneway_common::token::new_token();
+    let hash = laneway_common::token::sha256_hex(&token);
     let scopes: Vec<String> = scopes.iter().map(|s| format!("{s:?}")).collect();
     println!("token: {token}");
     println!("(shown once; Laneway keeps only its SHA-256)\n");
@@ -63,8 +63,4 @@ pub fn new_api_key(name: &str, scopes: &[String]) -> ExitCode {
         scopes.join(", ")
     );
     ExitCode::SUCCESS
-}
-
-fn rand_u128() -> u128 {
-    rand::random::<u128>()
 }

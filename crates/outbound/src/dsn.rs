@@ -271,36 +271,25 @@ mod tests {
     use laneway_common::{MessageId, Priority, Reply};
 
     fn env() -> Envelope {
-        Envelope {
-            sender: "alice@example.com".into(),
-            recipients: vec![
-                Recipient {
-                    address: "bob@example.net".into(),
-                    orcpt: Some("rfc822;bob@example.net".into()),
-                    notify: Notify::default(),
-                },
-                Recipient {
-                    address: "carol@example.net".into(),
-                    orcpt: None,
-                    notify: Notify {
-                        never: true,
-                        success: false,
-                        failure: false,
-                        delay: false,
-                        explicit: true,
-                    },
-                },
-            ],
-            ret: Some(DsnRet::Hdrs),
-            envid: Some("env-1".into()),
-            smtputf8: false,
-            body: Default::default(),
-            require_tls: false,
-            tls_optional: false,
-            origin: Origin::local(),
-            queued_at_ms: 0,
-            bounce_domain: None,
-        }
+        let carol = Recipient {
+            address: "carol@example.net".into(),
+            orcpt: None,
+            notify: Notify {
+                never: true,
+                success: false,
+                failure: false,
+                delay: false,
+                explicit: true,
+            },
+        };
+        let bob = Recipient {
+            orcpt: Some("rfc822;bob@example.net".into()),
+            ..Recipient::new("bob@example.net")
+        };
+        let mut e = Envelope::new("alice@example.com", vec![bob, carol], Origin::local());
+        e.ret = Some(DsnRet::Hdrs);
+        e.envid = Some("env-1".into());
+        e
     }
 
     fn notice(action: DsnAction) -> Notice {

@@ -186,17 +186,6 @@ impl Reports {
     }
 }
 
-fn rfc3339(secs: u64) -> String {
-    let rem = secs % 86400;
-    let (y, m, d) = laneway_common::headers::civil_from_days((secs / 86400) as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// The RFC 8460 §4.4 JSON report for one domain.
 pub fn json(
     organization: &str,
@@ -238,8 +227,8 @@ pub fn json(
     json!({
         "organization-name": organization,
         "date-range": {
-            "start-datetime": rfc3339(start),
-            "end-datetime": rfc3339(end),
+            "start-datetime": laneway_common::headers::rfc3339_secs(start),
+            "end-datetime": laneway_common::headers::rfc3339_secs(end),
         },
         "contact-info": contact,
         "report-id": report_id,
@@ -295,8 +284,8 @@ pub fn message(
     let filename = format!("{hostname}!{domain}!{start}!{end}!{report_id}.json.gz");
     let text = format!(
         "This is an aggregate TLS report (RFC 8460) from {hostname} for {domain}, covering {} to {}.\r\n",
-        rfc3339(start),
-        rfc3339(end)
+        laneway_common::headers::rfc3339_secs(start),
+        laneway_common::headers::rfc3339_secs(end)
     );
     let body = MimePart::new(
         ContentType::new("multipart/report").attribute("report-type", "tlsrpt"),

@@ -142,19 +142,13 @@ pub(crate) mod tests {
     use laneway_common::{Origin, Recipient};
 
     pub(crate) fn envelope() -> Envelope {
-        Envelope {
-            sender: "a@example.com".into(),
-            recipients: vec![Recipient::new("b@example.net")],
-            ret: None,
-            envid: None,
-            smtputf8: false,
-            body: Default::default(),
-            require_tls: false,
-            tls_optional: false,
-            origin: Origin::local(),
-            queued_at_ms: 1,
-            bounce_domain: None,
-        }
+        let mut e = Envelope::new(
+            "a@example.com",
+            vec![Recipient::new("b@example.net")],
+            Origin::local(),
+        );
+        e.queued_at_ms = 1;
+        e
     }
 
     #[test]

@@ -110,11 +110,13 @@ fn slow_and_many_clients_are_cut_off_without_stalling_others() {
         &["b@example.net"],
         "Subject: ok\r\n\r\nx\r\n",
     ));
-    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
-    drop(c);
+    // not queued behind the hogs: a server serving one connection at a
+    // time would have made it wait for their four 1 s command timeouts
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 
-    // global cap: 12 connections in all
-    let more: Vec<Client> = (3..11)
+    // global cap: 12 connections in all — the 4 hogs, `c` (kept open: the
+    // server frees a closed connection's slot only when it notices) and 7 more
+    let more: Vec<Client> = (3..10)
         .map(|i| {
             let mut c = Client::connect_from(addr, Some(&format!("127.0.0.{i}")));
             c.greeting("220");
@@ -131,6 +133,7 @@ fn slow_and_many_clients_are_cut_off_without_stalling_others() {
     assert!(r.starts_with("421 4.4.2"), "{r}");
     assert!(t.elapsed() < Duration::from_secs(5));
     drop(more);
+    drop(c);
     eventually("slots freed", || {
         let mut c = Client::connect(addr);
         c.reply().starts_with("220")

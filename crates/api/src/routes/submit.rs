@@ -269,32 +269,23 @@ async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<V
     } = p;
     // the request is valid: now whether we can take it (draining, disk space)
     ctx.api.ingest.admit()?;
-    let envelope = Envelope {
-        sender,
-        recipients: rcpts.iter().map(|r| Recipient::new(r.clone())).collect(),
-        ret: None,
-        envid: None,
-        smtputf8,
-        body: if message.is_ascii() {
-            Default::default()
-        } else {
-            laneway_common::envelope::BodyType::EightBitMime
-        },
-        require_tls,
-        tls_optional: false,
-        origin: Origin {
-            door: Door::Api,
-            name: key.name.clone(),
-            peer: None,
-            helo: None,
-            auth_user: None,
-            tls: None,
-            protocol: Some("HTTP".into()),
-            trusted: true,
-        },
-        queued_at_ms: 0,
-        bounce_domain: None,
+    let origin = Origin {
+        door: Door::Api,
+        name: key.name.clone(),
+        protocol: Some("HTTP".into()),
+        trusted: true,
+        ..Origin::local()
     };
+    let mut envelope = Envelope::new(
+        sender,
+        rcpts.iter().map(|r| Recipient::new(r.clone())).collect(),
+        origin,
+    );
+    envelope.smtputf8 = smtputf8;
+    if !message.is_ascii() {
+        envelope.body = laneway_common::envelope::BodyType::EightBitMime;
+    }
+    envelope.require_tls = require_tls;
     let acc = ctx
         .api
         .ingest

@@ -71,28 +71,22 @@ impl Session {
         } else {
             LaneRequest::fixed(settings.default_priority)
         };
-        let envelope = Envelope {
-            sender: tx.sender.clone(),
-            recipients: tx.recipients.clone(),
-            ret: tx.params.ret,
-            envid: tx.params.envid.clone(),
-            smtputf8: tx.params.smtputf8,
-            body: tx.params.body,
-            require_tls: tx.params.require_tls,
-            tls_optional: false,
-            origin: Origin {
-                door: Door::Smtp,
-                name: self.conn.listener.clone(),
-                peer: Some(self.conn.peer.ip()),
-                helo: self.conn.helo.clone(),
-                auth_user: self.conn.auth_user.clone(),
-                tls: self.conn.tls.clone(),
-                protocol: Some(self.conn.protocol().to_string()),
-                trusted,
-            },
-            queued_at_ms: 0,
-            bounce_domain: None,
+        let origin = Origin {
+            door: Door::Smtp,
+            name: self.conn.listener.clone(),
+            peer: Some(self.conn.peer.ip()),
+            helo: self.conn.helo.clone(),
+            auth_user: self.conn.auth_user.clone(),
+            tls: self.conn.tls.clone(),
+            protocol: Some(self.conn.protocol().to_string()),
+            trusted,
         };
+        let mut envelope = Envelope::new(tx.sender.clone(), tx.recipients.clone(), origin);
+        envelope.ret = tx.params.ret;
+        envelope.envid = tx.params.envid.clone();
+        envelope.smtputf8 = tx.params.smtputf8;
+        envelope.body = tx.params.body;
+        envelope.require_tls = tx.params.require_tls;
         let submission = Submission {
             envelope,
             message: body,

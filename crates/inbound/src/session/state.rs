@@ -37,6 +37,22 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// A fresh connection on `listener` from `peer` to `local`.
+    pub fn new(listener: impl Into<String>, peer: SocketAddr, local: SocketAddr) -> Conn {
+        Conn {
+            listener: listener.into(),
+            peer,
+            local,
+            helo: None,
+            esmtp: false,
+            tls: None,
+            auth_user: None,
+            auth_failures: 0,
+            errors: 0,
+            accepted: 0,
+        }
+    }
+
     /// The RFC 3848 transmission type for `Received:`.
     pub fn protocol(&self) -> &'static str {
         match (self.esmtp, self.tls.is_some(), self.auth_user.is_some()) {

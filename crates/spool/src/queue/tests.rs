@@ -68,19 +68,12 @@ fn lane(n: i64) -> Priority {
 impl Fixture {
     fn add(&self, lane: Priority, rcpts: &[&str]) -> MessageId {
         let id = self.ids.next_id();
-        let env = Envelope {
-            sender: "a@example.com".into(),
-            recipients: rcpts.iter().map(|r| Recipient::new(*r)).collect(),
-            ret: None,
-            envid: None,
-            smtputf8: false,
-            body: Default::default(),
-            require_tls: false,
-            tls_optional: false,
-            origin: Origin::local(),
-            queued_at_ms: self.clock.now_ms(),
-            bounce_domain: None,
-        };
+        let mut env = Envelope::new(
+            "a@example.com",
+            rcpts.iter().map(|r| Recipient::new(*r)).collect(),
+            Origin::local(),
+        );
+        env.queued_at_ms = self.clock.now_ms();
         self.store
             .put(id, lane, &env, b"Subject: t\r\n\r\nx\r\n")
             .unwrap();
