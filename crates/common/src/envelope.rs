@@ -211,7 +211,7 @@ pub struct Envelope {
     pub origin: Origin,
     /// Acceptance time, milliseconds since the Unix epoch.
     pub queued_at_ms: u64,
-    /// The custom bounce domain recorded at ingest (issue 5), if any.
+    /// The custom bounce domain recorded at ingest (the VERP sender domain), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounce_domain: Option<String>,
 }

@@ -7,7 +7,7 @@ use laneway_tests::smtp::Client;
 
 use super::*;
 
-/// DANE (RFC 7672, issue 8). The test DNS server plays the local
+/// DANE (RFC 7672). The test DNS server plays the local
 /// validating resolver: it sets the AD bit on the names marked secure, and
 /// Laneway (`[dns] dnssec = true`) trusts that bit, as Postfix does.
 #[test]

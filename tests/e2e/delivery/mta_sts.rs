@@ -7,7 +7,7 @@ use laneway_tests::{DEADLINE, Daemon, eventually};
 
 use super::*;
 
-/// MTA-STS (RFC 8461, issue 8): policies fetched over HTTPS from a policy
+/// MTA-STS (RFC 8461): policies fetched over HTTPS from a policy
 /// host with a certificate of the test CA. Enforce: only the named MX
 /// hosts, only over verified TLS, else deferred and nothing sent. Testing:
 /// delivered as usual (and logged). A new TXT id fetches the policy again.

@@ -10,7 +10,7 @@ use laneway_tests::{DEADLINE, Daemon};
 
 use super::*;
 
-/// RFC 8689 (issue 8): a message that carries REQUIRETLS — the SMTP MAIL
+/// RFC 8689: a message that carries REQUIRETLS — the SMTP MAIL
 /// parameter over STARTTLS, `"require_tls": true` in the API, or a
 /// `[[domain]] require_tls` sender — leaves only over TLS with a verified
 /// certificate to a host that offers REQUIRETLS, with the parameter passed

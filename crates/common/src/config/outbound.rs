@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::units::{self, Rate};
 use crate::priority::{LaneSet, Priority};
 
-/// Outbound TLS policy (issue 3).
+/// Outbound TLS policy: whether and how STARTTLS is used (RFC 3207, RFC 7435).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboundTls {
