@@ -16,7 +16,7 @@ pub fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> (u16, String, Value) {
-    use laneway_common::http::{Endpoint, Request, blocking_request};
+    use laneway_common::http::{Endpoint, Request, blocking, request};
     let body = body.unwrap_or("");
     let mut h: Vec<(&str, &str)> = headers.to_vec();
     if !body.is_empty() {
@@ -28,8 +28,14 @@ pub fn request(
         headers: &h,
         body: body.as_bytes().to_vec(),
     };
-    let r = blocking_request(&Endpoint::Tcp(addr), "test", &req, 64 << 20, DEADLINE)
-        .expect("an HTTP answer from the API");
+    let r = blocking(request(
+        &Endpoint::Tcp(addr),
+        "test",
+        &req,
+        64 << 20,
+        DEADLINE,
+    ))
+    .expect("an HTTP answer from the API");
     let mut head = format!("HTTP/1.1 {}", r.status);
     for (k, v) in &r.headers {
         head.push_str(&format!("\r\n{k}: {v}"));

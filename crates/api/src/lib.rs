@@ -75,6 +75,22 @@ impl Ctx {
     }
 }
 
+/// A request made with the `admin` scope: the extractor checks the key
+/// before the handler runs (`401`/`403` as JSON otherwise).
+pub(crate) struct AdminCtx(pub Ctx);
+
+impl axum::extract::FromRequestParts<Ctx> for AdminCtx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        ctx: &Ctx,
+    ) -> Result<AdminCtx, ApiError> {
+        ctx.authorize(&parts.headers, Scope::Admin)?;
+        Ok(AdminCtx(ctx.clone()))
+    }
+}
+
 async fn count_requests(req: Request, next: Next) -> Response {
     let route = req
         .extensions()

@@ -82,6 +82,34 @@ fn domain_name_ok(d: &str) -> bool {
 }
 
 /// Checks a domain name given on its own (e.g. a sender domain).
+/// The paging part of a list query: `limit` and the `cursor` of the
+/// previous page (strings, checked so that a bad value gets a 400 naming it).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Page {
+    /// Entries per page, 1–1000.
+    pub limit: Option<String>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+}
+
+/// A page size (`limit`): 1–1000, absent is `None`.
+pub fn limit(l: Option<&str>) -> Result<Option<usize>, ApiError> {
+    l.map(|l| {
+        l.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "invalid_limit",
+                    "limit",
+                    "limit is an integer from 1 to 1000",
+                )
+            })
+    })
+    .transpose()
+}
+
+/// A domain name in `field`.
 pub fn domain(field: &str, d: &str) -> Result<(), ApiError> {
     no_injection(field, d)?;
     if !domain_name_ok(d) {

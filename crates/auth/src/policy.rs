@@ -20,7 +20,7 @@ use laneway_common::headers;
 use laneway_common::{IngestError, MessageId, Priority, RecipientVerdict, Reply};
 
 use crate::report::{Bounced, Class, Returned};
-use crate::store::{Scope, Suppression, TokenInfo};
+use crate::store::{NewSuppression, Scope, Suppression, TokenInfo};
 use crate::{BounceKey, Signer};
 
 /// What the configuration says, prepared (keys loaded).
@@ -66,21 +66,6 @@ pub struct Prepared {
     pub require_tls: bool,
     /// What DKIM did.
     pub dkim: Dkim,
-}
-
-/// A suppression to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSuppression {
-    /// The sender domain whose list it goes on.
-    pub sender_domain: String,
-    /// The recipient.
-    pub address: String,
-    /// Why.
-    pub reason: String,
-    /// Which mail it stops.
-    pub scope: Scope,
-    /// When, seconds since the Unix epoch.
-    pub since: u64,
 }
 
 /// The transactions of one item: an envelope sender per group of

@@ -12,8 +12,8 @@ use laneway_common::envelope::{Envelope, domain_of, now_ms};
 use laneway_common::events::{DeliveryEvent, EventSink};
 use laneway_common::{IngestError, MessageId, Priority, RecipientVerdict, Reply};
 
-use crate::policy::{Dkim, NewSuppression, Policy};
-use crate::store::{Scope, SuppressionStore, TokenStore};
+use crate::policy::{Dkim, Policy};
+use crate::store::{NewSuppression, Scope, SuppressionStore, TokenStore};
 use crate::writer::TokenWriter;
 
 /// Sender authentication, running.
@@ -173,11 +173,7 @@ impl SenderAuth {
     }
 
     async fn record(&self, s: &NewSuppression, what: &str) {
-        match self
-            .suppressions
-            .suppress(&s.sender_domain, &s.address, &s.reason, s.scope, s.since)
-            .await
-        {
+        match self.suppressions.suppress(s).await {
             Ok(e) => {
                 tracing::info!(rcpt = %s.address, sender_domain = %s.sender_domain, scope = ?e.scope, reason = %s.reason, "recipient suppressed {what}")
             }
@@ -231,23 +227,21 @@ impl SenderAuth {
         forward
     }
 
-    /// The envelope senders of an item's transactions (VERP); their tokens
-    /// are queued for the writer.
-    pub fn transactions(
-        &self,
-        id: MessageId,
-        lane: Priority,
-        env: &Envelope,
-        rcpts: &[(usize, String)],
-    ) -> Vec<(String, Vec<usize>)> {
-        let t = self
-            .policy
-            .load()
-            .transactions(id, lane, env, rcpts, (self.clock)());
-        for (id, idx, info) in t.tokens {
+    /// The policy in force (for decisions the caller acts on).
+    pub fn policy(&self) -> arc_swap::Guard<Arc<Policy>> {
+        self.policy.load()
+    }
+
+    /// The clock, ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Queues bounce tokens for the writer.
+    pub fn record_tokens(&self, tokens: Vec<(MessageId, Option<u16>, crate::store::TokenInfo)>) {
+        for (id, idx, info) in tokens {
             self.writer.record(id, idx, info);
         }
-        t.senders
     }
 
     /// A recipient failed permanently: suppressed if the policy says so

@@ -65,6 +65,19 @@ pub struct Report {
 }
 
 impl Report {
+    /// An error unless all `n` messages were accepted.
+    pub fn all_accepted(&self, n: usize) -> Result<(), String> {
+        if self.accepted < n {
+            return Err(format!(
+                "only {} of {n} accepted: {:?}",
+                self.accepted, self.first_error
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Report {
     /// Accepted messages per second.
     pub fn rate(&self) -> f64 {
         self.accepted as f64 / self.elapsed.as_secs_f64().max(1e-9)

@@ -118,12 +118,7 @@ pub async fn throughput(system: &System, b: Blast, ceiling: bool) -> Result<(), 
         ..b.clone()
     })
     .await;
-    if report.accepted < b.messages {
-        return Err(format!(
-            "only {} of {} accepted: {:?}",
-            report.accepted, b.messages, report.first_error
-        ));
-    }
+    report.all_accepted(b.messages)?;
     let got = s.sink.wait_for(b.messages, Duration::from_secs(3600)).await;
     let msgs = s.sink.messages();
     let last = msgs.iter().map(|m| m.at).max().unwrap_or_else(Instant::now);
@@ -175,12 +170,7 @@ pub async fn acceptance(system: &System, b: Blast) -> Result<(), String> {
         ..b.clone()
     })
     .await;
-    if report.accepted < b.messages {
-        return Err(format!(
-            "only {} of {} accepted: {:?}",
-            report.accepted, b.messages, report.first_error
-        ));
-    }
+    report.all_accepted(b.messages)?;
     figure(
         "acceptance",
         s.system,
@@ -335,12 +325,7 @@ pub async fn queue_scale(
         ..b.clone()
     })
     .await;
-    if report.accepted < b.messages {
-        return Err(format!(
-            "only {} of {} accepted: {:?}",
-            report.accepted, b.messages, report.first_error
-        ));
-    }
+    report.all_accepted(b.messages)?;
     figure(
         "queue-scale",
         "laneway",

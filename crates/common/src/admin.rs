@@ -181,6 +181,19 @@ pub struct SuppressionEntry {
     pub since: String,
 }
 
+/// An operator's suppression (`POST /api/v1/suppressions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuppressRequest {
+    /// The recipient.
+    pub address: String,
+    /// The sender domain whose mail it stops.
+    pub sender_domain: String,
+    /// Why.
+    pub reason: String,
+    /// Every lane (`true`) or the bulk lanes only.
+    pub all_lanes: bool,
+}
+
 /// A page of the suppression list and the cursor of the next.
 pub type SuppressionPage = (Vec<SuppressionEntry>, Option<String>);
 
@@ -216,13 +229,10 @@ pub trait Admin: Send + Sync + 'static {
         limit: usize,
         cursor: Option<&'a str>,
     ) -> BoxFuture<'a, Result<SuppressionPage, AdminError>>;
-    /// Suppresses a recipient for a sender domain (`all` or `bulk` lanes).
+    /// Suppresses a recipient for a sender domain.
     fn suppress<'a>(
         &'a self,
-        address: &'a str,
-        sender_domain: &'a str,
-        reason: &'a str,
-        all_lanes: bool,
+        r: &'a SuppressRequest,
     ) -> BoxFuture<'a, Result<SuppressionEntry, AdminError>>;
     /// Lifts a suppression; whether there was one.
     fn unsuppress<'a>(

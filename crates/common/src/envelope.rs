@@ -61,17 +61,15 @@ impl Notify {
         if self.never {
             return Some("NEVER".into());
         }
-        let mut v = Vec::new();
-        if self.success {
-            v.push("SUCCESS");
-        }
-        if self.failure {
-            v.push("FAILURE");
-        }
-        if self.delay {
-            v.push("DELAY");
-        }
-        Some(v.join(","))
+        let asked: Vec<&str> = [
+            (self.success, "SUCCESS"),
+            (self.failure, "FAILURE"),
+            (self.delay, "DELAY"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        Some(asked.join(","))
     }
 }
 

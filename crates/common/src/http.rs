@@ -246,52 +246,54 @@ pub async fn request(
     c.send(req, max_body, left).await
 }
 
-/// [`request`] from synchronous code (the CLI, blocking tests): runs on a
-/// runtime of its own. Must not be called from inside a runtime.
-pub fn blocking_request(
-    ep: &Endpoint,
-    host: &str,
-    req: &Request<'_>,
-    max_body: usize,
-    timeout: Duration,
-) -> Result<Response, HttpError> {
+/// Runs an exchange from synchronous code (the CLI, blocking tests) on a
+/// runtime of its own: `blocking(request(…))`. Not from inside a runtime.
+pub fn blocking<T>(
+    exchange: impl std::future::Future<Output = Result<T, HttpError>>,
+) -> Result<T, HttpError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| err("starting a runtime", e))?
-        .block_on(request(ep, host, req, max_body, timeout))
+        .block_on(exchange)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn keep_alive_chunked_and_capped_answers() {
-        // a raw server: two answers on one connection, the second chunked
+    /// A raw server on loopback: one connection, each answer sent after
+    /// one request head (requests here carry no body).
+    async fn raw_server(answers: Vec<String>) -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
             let (mut s, _) = l.accept().await.unwrap();
             let mut buf = vec![0u8; 4096];
             let mut seen = 0;
-            for answer in [
-                "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"ok\": true }".to_string(),
-                "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX-Y: z\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".to_string(),
-            ] {
-                // wait for one whole request head (GET, no body)
+            for answer in answers {
                 loop {
                     let n = s.read(&mut buf[seen..]).await.unwrap();
                     seen += n;
-                    if buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
+                    if n == 0 || buf[..seen].windows(4).any(|w| w == b"\r\n\r\n") {
                         seen = 0;
                         break;
                     }
                 }
-                s.write_all(answer.as_bytes()).await.unwrap();
+                let _ = s.write_all(answer.as_bytes()).await;
             }
         });
+        addr
+    }
+
+    #[tokio::test]
+    async fn keep_alive_chunked_and_capped_answers() {
+        let addr = raw_server(vec![
+            "HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\n{\"ok\": true }".into(),
+            "HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nX-Y: z\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".into(),
+        ])
+        .await;
         let ep = Endpoint::Tcp(addr);
         let mut c = Connection::open(&ep, "t", Duration::from_secs(5))
             .await
@@ -312,20 +314,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_over_the_cap_is_an_error() {
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = vec![0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            let body = "x".repeat(100);
-            let _ = s
-                .write_all(
-                    format!("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{body}").as_bytes(),
-                )
-                .await;
-        });
+        let body = "x".repeat(100);
+        let addr = raw_server(vec![format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{body}"
+        )])
+        .await;
         let e = request(
             &Endpoint::Tcp(addr),
             "t",

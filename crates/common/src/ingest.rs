@@ -114,3 +114,14 @@ pub trait Ingest: Send + Sync + 'static {
     /// resolves only after the data and its directory entry are on disk.
     fn submit(&self, submission: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>>;
 }
+
+/// For test doubles of [`Ingest`]: recipients whose address starts with
+/// `suppressed@` are refused as a suppression list would (`550 5.7.1`).
+pub fn test_verdict(recipient: &str) -> BoxFuture<'static, RecipientVerdict> {
+    let v = if recipient.starts_with("suppressed@") {
+        RecipientVerdict::Refuse(Reply::new(550, (5, 7, 1), "recipient suppressed"))
+    } else {
+        RecipientVerdict::Accept
+    };
+    Box::pin(async move { v })
+}

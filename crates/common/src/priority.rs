@@ -198,12 +198,7 @@ impl fmt::Display for LaneSet {
 
 impl<'de> Deserialize<'de> for LaneSet {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(i64),
-            Str(String),
-        }
+        use crate::config::units::IntOrStr as Raw;
         match Raw::deserialize(d)? {
             Raw::Int(i) => {
                 let p = Priority::new(i).map_err(serde::de::Error::custom)?;

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use laneway_common::config::Config;
 use laneway_common::id::IdGenerator;
 use laneway_common::ingest::BoxFuture;
-use laneway_common::{
-    Accepted, Ingest, IngestError, Lifecycle, RecipientVerdict, Reply, Submission,
-};
+use laneway_common::{Accepted, Ingest, IngestError, Lifecycle, RecipientVerdict, Submission};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::session::Session;
@@ -53,12 +51,7 @@ impl Ingest for MemoryIngest {
         _sender: &'a str,
         rcpt: &'a str,
     ) -> BoxFuture<'a, RecipientVerdict> {
-        let v = if rcpt.starts_with("suppressed@") {
-            RecipientVerdict::Refuse(Reply::new(550, (5, 7, 1), "recipient suppressed"))
-        } else {
-            RecipientVerdict::Accept
-        };
-        Box::pin(async move { v })
+        laneway_common::ingest::test_verdict(rcpt)
     }
 
     fn submit(&self, s: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {
@@ -92,9 +85,12 @@ pub fn session(config: &Config, listener: &str, peer: SocketAddr) -> (Session, A
     (s, ingest)
 }
 
-/// The configuration the fuzz target runs with: a plain listener and a
-/// gateway that normalises bare LF and trusts priority headers.
-pub const FUZZ_CONFIG: &str = r#"
+/// The configuration of the session tests and the fuzz target: a plain
+/// listener and a gateway that normalises bare LF and trusts priority
+/// headers, both taking `max_errors` errors, then `extra` listeners.
+pub fn test_config(max_errors: u32, extra: &str) -> String {
+    format!(
+        r#"
 [server]
 hostname = "mx.test"
 [[listener]]
@@ -102,17 +98,20 @@ name = "plain"
 bind = "127.0.0.1:0"
 max_message_size = "64KiB"
 max_recipients = 100
-max_errors = 1000
+max_errors = {max_errors}
 [[listener]]
 name = "gateway"
 bind = "127.0.0.1:1"
 trust_priority = true
 bare_lf = "normalize"
 max_message_size = "64KiB"
-max_errors = 1000
+max_errors = {max_errors}
+{extra}
 [relay]
 local_domains = ["local.test"]
-"#;
+"#
+    )
+}
 
 /// Fuzz entry: the first byte picks the listener, the client (trusted or
 /// not) and the size of the writes; the rest is sent to a session, and the
@@ -129,7 +128,7 @@ pub fn fuzz_session(data: &[u8]) {
     };
     static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        Config::from_toml(FUZZ_CONFIG, std::path::Path::new("."))
+        Config::from_toml(&test_config(1000, ""), std::path::Path::new("."))
             .expect("fuzz config")
             .config
     });

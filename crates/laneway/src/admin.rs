@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use laneway_auth::store::NewSuppression;
 use laneway_auth::{Scope, Suppression, SuppressionStore};
 use laneway_common::admin::{
-    Admin, AdminError, MessageDetail, MessageFilter, MessageSummary, QueueSummary,
+    Admin, AdminError, MessageDetail, MessageFilter, MessageSummary, QueueSummary, SuppressRequest,
     SuppressionEntry, rfc3339,
 };
 use laneway_common::ingest::BoxFuture;
@@ -130,20 +131,12 @@ impl Admin for QueueAdmin {
 
     fn suppress<'a>(
         &'a self,
-        address: &'a str,
-        sender_domain: &'a str,
-        reason: &'a str,
-        all_lanes: bool,
+        r: &'a SuppressRequest,
     ) -> BoxFuture<'a, Result<SuppressionEntry, AdminError>> {
-        let scope = if all_lanes { Scope::All } else { Scope::Bulk };
+        let scope = if r.all_lanes { Scope::All } else { Scope::Bulk };
         let now = laneway_common::envelope::now_ms() / 1000;
-        Box::pin(async move {
-            self.store
-                .suppress(sender_domain, address, reason, scope, now)
-                .await
-                .map(entry)
-                .map_err(store)
-        })
+        let n = NewSuppression::new(&r.sender_domain, &r.address, &r.reason, scope, now);
+        Box::pin(async move { self.store.suppress(&n).await.map(entry).map_err(store) })
     }
 
     fn unsuppress<'a>(

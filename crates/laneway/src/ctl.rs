@@ -57,7 +57,7 @@ impl Target {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), String> {
-        use laneway_common::http::{Endpoint, Request, blocking_request};
+        use laneway_common::http::{Endpoint, Request, blocking, request};
         use std::net::ToSocketAddrs;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let auth = match self {
@@ -88,7 +88,7 @@ impl Target {
             headers: &headers,
             body: body.into_bytes(),
         };
-        let r = blocking_request(&ep, &host, &req, 64 << 20, Duration::from_secs(60)).map_err(
+        let r = blocking(request(&ep, &host, &req, 64 << 20, Duration::from_secs(60))).map_err(
             |e| match self {
                 Target::Socket(p) => format!(
                     "cannot reach the daemon at {}: {e} (is laneway running with this --config?)",

@@ -19,7 +19,10 @@ impl Hooks for AuthHooks {
         env: &Envelope,
         rcpts: &[(usize, String)],
     ) -> Vec<(String, Vec<usize>)> {
-        self.0.transactions(id, lane, env, rcpts)
+        let a = &self.0;
+        let t = a.policy().transactions(id, lane, env, rcpts, a.now_ms());
+        a.record_tokens(t.tokens);
+        t.senders
     }
 
     fn failed(&self, sender: &str, rcpt: &str, _lane: Priority, outcome: &Outcome) {

@@ -335,20 +335,15 @@ mod tests {
         r.success("Example.com", &sts());
         r.success("example.com", &sts());
         let ip = Some("192.0.2.1".parse().unwrap());
-        r.failure(
-            "example.com",
-            &sts(),
-            "starttls-not-supported",
-            "mx1.example.com",
-            ip,
-        );
-        r.failure(
-            "example.com",
-            &sts(),
-            "starttls-not-supported",
-            "mx1.example.com",
-            ip,
-        );
+        for _ in 0..2 {
+            r.failure(
+                "example.com",
+                &sts(),
+                "starttls-not-supported",
+                "mx1.example.com",
+                ip,
+            );
+        }
         let (start, domains) = r.take(1_700_086_400);
         assert_eq!(start, 1_700_000_000);
         assert_eq!(domains.len(), 1);

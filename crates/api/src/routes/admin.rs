@@ -1,16 +1,16 @@
 //! Queue administration (scope `admin`), the HTTP form of `laneway queue`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use laneway_common::admin::MessageFilter;
-use laneway_common::config::Scope;
 use laneway_common::{MessageId, Priority};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Ctx;
 use crate::error::{ApiError, parse_json};
+use crate::validate;
+use crate::{AdminCtx, Ctx};
 
 fn id(s: &str) -> Result<MessageId, ApiError> {
     s.parse().map_err(|_| {
@@ -23,8 +23,7 @@ fn id(s: &str) -> Result<MessageId, ApiError> {
 }
 
 /// `GET /api/v1/queue`
-pub async fn summary(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
+pub async fn summary(AdminCtx(ctx): AdminCtx) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         serde_json::to_value(ctx.api.admin.summary()).unwrap_or_default(),
     ))
@@ -38,17 +37,15 @@ pub struct ListQuery {
     domain: Option<String>,
     sender: Option<String>,
     state: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[serde(flatten)]
+    page: validate::Page,
 }
 
 /// `GET /api/v1/queue/messages`
 pub async fn list(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
     let lane = match &q.lane {
         Some(l) => Some(
             l.parse::<Priority>()
@@ -65,22 +62,8 @@ pub async fn list(
             "state is one of ready, deferred, active, resolving",
         ));
     }
-    let limit = match &q.limit {
-        Some(l) => Some(
-            l.parse::<usize>()
-                .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| {
-                    ApiError::field(
-                        "invalid_limit",
-                        "limit",
-                        "limit is an integer from 1 to 1000",
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    let cursor = match &q.cursor {
+    let limit = validate::limit(q.page.limit.as_deref())?;
+    let cursor = match &q.page.cursor {
         Some(c) => Some(id(c).map_err(|_| {
             ApiError::field(
                 "invalid_cursor",
@@ -104,11 +87,9 @@ pub async fn list(
 
 /// `GET /api/v1/messages/{id}`
 pub async fn detail(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Path(i): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
     let d = ctx.api.admin.detail(id(&i)?).await?;
     Ok(Json(serde_json::to_value(d).unwrap_or_default()))
 }
@@ -121,12 +102,10 @@ pub struct DeleteQuery {
 
 /// `DELETE /api/v1/messages/{id}[?bounce=true]`
 pub async fn delete(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Path(i): Path<String>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
     let bounce = match q.bounce.as_deref() {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -145,11 +124,9 @@ pub async fn delete(
 
 /// `POST /api/v1/messages/{id}/retry`
 pub async fn retry(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Path(i): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
     let id = id(&i)?;
     ctx.api.admin.retry(id)?;
     Ok(Json(json!({"id": id, "retry": "scheduled now"})))
@@ -163,12 +140,10 @@ struct PriorityBody {
 
 /// `POST /api/v1/messages/{id}/priority` with `{"priority": N}`
 pub async fn priority(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Path(i): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
     let id = id(&i)?;
     let b: PriorityBody = parse_json(&body)?;
     let n = b
@@ -192,8 +167,7 @@ pub async fn priority(
 }
 
 /// `POST /api/v1/queue/flush`
-pub async fn flush(State(ctx): State<Ctx>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
+pub async fn flush(AdminCtx(ctx): AdminCtx) -> Result<Json<Value>, ApiError> {
     let n = ctx.api.admin.flush();
     Ok(Json(json!({"flushed": n})))
 }
@@ -207,30 +181,26 @@ fn domain(d: &str) -> Result<String, ApiError> {
 
 /// `POST /api/v1/destinations/{domain}/suspend`
 pub async fn suspend(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Path(d): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
-    let d = domain(&d)?;
-    ctx.api.admin.suspend(&d)?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"domain": d, "suspended": true})),
-    ))
+    hold(&ctx, &d, true)
 }
 
 /// `POST /api/v1/destinations/{domain}/resume`
 pub async fn resume(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Path(d): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
-    let d = domain(&d)?;
-    ctx.api.admin.resume(&d)?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({"domain": d, "suspended": false})),
-    ))
+    hold(&ctx, &d, false)
+}
+
+fn hold(ctx: &Ctx, d: &str, on: bool) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let d = domain(d)?;
+    if on {
+        ctx.api.admin.suspend(&d)?;
+    } else {
+        ctx.api.admin.resume(&d)?;
+    }
+    Ok((StatusCode::OK, Json(json!({"domain": d, "suspended": on}))))
 }

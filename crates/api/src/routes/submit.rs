@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
 use laneway_common::config::Scope;
@@ -59,7 +58,7 @@ struct Attachment {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SendRequest {
+pub(crate) struct SendRequest {
     from: String,
     #[serde(default)]
     to: Vec<String>,
@@ -88,7 +87,7 @@ struct SendRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRequest {
+pub(crate) struct RawRequest {
     envelope_from: String,
     recipients: Vec<String>,
     content: String,
@@ -316,16 +315,40 @@ async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<V
     ))
 }
 
+/// `413 too_large` for a message over `[api] max_message_size`.
+fn within_size(message: &[u8], max: u64) -> Result<(), ApiError> {
+    if message.len() as u64 > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the message is {} bytes; the limit is {max}", message.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A submission request: the key may send, the body is read (within the
+/// size limit) and parsed as `T`, the key's rate allows it — checked before
+/// the handler runs, each failure a JSON error naming the problem.
+pub(crate) struct Submit<T>(Ctx, Key, T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequest<Ctx> for Submit<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, ctx: &Ctx) -> Result<Self, ApiError> {
+        let key = ctx.authorize(req.headers(), Scope::Send)?;
+        let body = read_body(ctx, req.into_body()).await?;
+        let parsed: T = parse_json(&body)?;
+        ctx.api.settings.load().keys.rate_limit(&key)?;
+        Ok(Submit(ctx.clone(), key, parsed))
+    }
+}
+
 /// `POST /api/v1/messages`
 pub async fn send(
-    State(ctx): State<Ctx>,
     headers: HeaderMap,
-    body: Body,
+    Submit(ctx, key, req): Submit<SendRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let key = ctx.authorize(&headers, Scope::Send)?;
-    let body = read_body(&ctx, body).await?;
-    let req: SendRequest = parse_json(&body)?;
-    ctx.api.settings.load().keys.rate_limit(&key)?;
     let mut utf8 = validate::address("from", &req.from)?;
     check_sender(&key, "from", &req.from)?;
     if let Some(r) = &req.reply_to {
@@ -443,17 +466,7 @@ pub async fn send(
             e.to_string(),
         )
     })?;
-    if message.len() as u64 > settings.max_message_size {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "the message is {} bytes; the limit is {}",
-                message.len(),
-                settings.max_message_size
-            ),
-        ));
-    }
+    within_size(&message, settings.max_message_size)?;
     drop(settings);
     let p = Prepared {
         sender: req.from.clone(),
@@ -492,14 +505,9 @@ fn crlf(text: &str) -> Vec<u8> {
 
 /// `POST /api/v1/messages/raw`
 pub async fn raw(
-    State(ctx): State<Ctx>,
     headers: HeaderMap,
-    body: Body,
+    Submit(ctx, key, req): Submit<RawRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let key = ctx.authorize(&headers, Scope::Send)?;
-    let body = read_body(&ctx, body).await?;
-    let req: RawRequest = parse_json(&body)?;
-    ctx.api.settings.load().keys.rate_limit(&key)?;
     let mut utf8 = if req.envelope_from.is_empty() {
         false
     } else {
@@ -560,17 +568,7 @@ pub async fn raw(
         m.extend_from_slice(&message);
         message = m;
     }
-    if message.len() as u64 > settings.max_message_size {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "the message is {} bytes; the limit is {}",
-                message.len(),
-                settings.max_message_size
-            ),
-        ));
-    }
+    within_size(&message, settings.max_message_size)?;
     let lane = lane_request(
         req.priority.as_ref(),
         &headers,

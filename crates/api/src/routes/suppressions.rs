@@ -3,13 +3,12 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use laneway_common::config::Scope;
+use axum::extract::Query;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::Ctx;
+use crate::AdminCtx;
 use crate::error::{ApiError, parse_json};
 use crate::validate;
 
@@ -17,31 +16,17 @@ use crate::validate;
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     sender_domain: Option<String>,
-    limit: Option<String>,
-    cursor: Option<String>,
+    #[serde(flatten)]
+    page: validate::Page,
 }
 
-/// `GET /api/v1/suppressions`
+/// `GET /api/v1/suppressions?sender_domain=…&limit=…&cursor=…`: a page of
+/// the list, in (sender domain, address) order.
 pub async fn list(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
-    let limit = match &q.limit {
-        Some(l) => l
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| {
-                ApiError::field(
-                    "invalid_limit",
-                    "limit",
-                    "limit is an integer from 1 to 1000",
-                )
-            })?,
-        None => 100,
-    };
+    let limit = validate::limit(q.page.limit.as_deref())?.unwrap_or(100);
     if let Some(d) = &q.sender_domain {
         validate::domain("sender_domain", d)?;
     }
@@ -49,7 +34,7 @@ pub async fn list(
     let (list, next) = ctx
         .api
         .admin
-        .suppressions(sd.as_deref(), limit, q.cursor.as_deref())
+        .suppressions(sd.as_deref(), limit, q.page.cursor.as_deref())
         .await
         .map_err(|e| match e {
             laneway_common::admin::AdminError::Invalid(m) => {
@@ -73,11 +58,9 @@ struct AddBody {
 
 /// `POST /api/v1/suppressions` with `{"address", "sender_domain", "reason", "lanes": "all"|"bulk"}`
 pub async fn add(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
     let b: AddBody = parse_json(&body)?;
     validate::address("address", &b.address)?;
     validate::domain("sender_domain", &b.sender_domain)?;
@@ -94,12 +77,13 @@ pub async fn add(
             ));
         }
     };
-    let sd = b.sender_domain.to_ascii_lowercase();
-    let e = ctx
-        .api
-        .admin
-        .suppress(&b.address, &sd, &reason, all)
-        .await?;
+    let r = laneway_common::admin::SuppressRequest {
+        address: b.address.clone(),
+        sender_domain: b.sender_domain.to_ascii_lowercase(),
+        reason,
+        all_lanes: all,
+    };
+    let e = ctx.api.admin.suppress(&r).await?;
     Ok((
         StatusCode::CREATED,
         Json(serde_json::to_value(e).unwrap_or_default()),
@@ -115,11 +99,9 @@ pub struct RemoveQuery {
 
 /// `DELETE /api/v1/suppressions?address=&sender_domain=`
 pub async fn remove(
-    State(ctx): State<Ctx>,
-    headers: HeaderMap,
+    AdminCtx(ctx): AdminCtx,
     Query(q): Query<RemoveQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    ctx.authorize(&headers, Scope::Admin)?;
     let address = q
         .address
         .ok_or_else(|| ApiError::field("missing_field", "address", "address is required"))?;

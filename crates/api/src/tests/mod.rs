@@ -15,7 +15,7 @@ use laneway_common::config::{ApiKey, Scope};
 use laneway_common::id::IdGenerator;
 use laneway_common::ingest::{BoxFuture, PRIORITY_HEADER, decide_lane};
 use laneway_common::{
-    Accepted, Ingest, IngestError, MessageId, Priority, RecipientVerdict, Reply, Submission,
+    Accepted, Ingest, IngestError, MessageId, Priority, RecipientVerdict, Submission,
 };
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -34,12 +34,7 @@ impl Ingest for Recorder {
         Ok(())
     }
     fn check_recipient<'a>(&'a self, _s: &'a str, r: &'a str) -> BoxFuture<'a, RecipientVerdict> {
-        let v = if r.starts_with("suppressed@") {
-            RecipientVerdict::Refuse(Reply::new(550, (5, 7, 1), "recipient suppressed"))
-        } else {
-            RecipientVerdict::Accept
-        };
-        Box::pin(async move { v })
+        laneway_common::ingest::test_verdict(r)
     }
     fn submit(&self, s: Submission) -> BoxFuture<'_, Result<Accepted, IngestError>> {
         Box::pin(async move {
@@ -130,20 +125,21 @@ impl Admin for FakeAdmin {
     }
     fn suppress<'a>(
         &'a self,
-        a: &'a str,
-        sd: &'a str,
-        reason: &'a str,
-        all: bool,
+        r: &'a SuppressRequest,
     ) -> BoxFuture<'a, Result<SuppressionEntry, AdminError>> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("suppress {a} {sd} {reason} {all}"));
+        self.calls.lock().unwrap().push(format!(
+            "suppress {} {} {} {}",
+            r.address, r.sender_domain, r.reason, r.all_lanes
+        ));
         let e = SuppressionEntry {
-            address: a.into(),
-            sender_domain: sd.into(),
-            reason: reason.into(),
-            lanes: if all { "all".into() } else { "bulk".into() },
+            address: r.address.clone(),
+            sender_domain: r.sender_domain.clone(),
+            reason: r.reason.clone(),
+            lanes: if r.all_lanes {
+                "all".into()
+            } else {
+                "bulk".into()
+            },
             since: "2026-01-01T00:00:00Z".into(),
         };
         Box::pin(async move { Ok(e) })
@@ -206,6 +202,11 @@ pub(crate) fn setup() -> T {
         admin,
         router: router(api),
     }
+}
+
+/// `POST /api/v1/messages` with the send key.
+pub(crate) async fn send(t: &T, extra: &[(&str, &str)], body: Value) -> (StatusCode, Value) {
+    call(t, "POST", "/api/v1/messages", "send-token", extra, body).await
 }
 
 pub(crate) async fn call(

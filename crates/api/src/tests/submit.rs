@@ -10,47 +10,25 @@ async fn priority_precedence() {
     let t = setup();
     let lane = |t: &T| t.ingest.got.lock().unwrap().last().unwrap().1.get();
     // field wins
-    let (s, v) = call(
-        &t,
-        "POST",
-        "/api/v1/messages",
-        "send-token",
-        &[],
-        msg(json!({"priority": 9})),
-    )
-    .await;
+    let (s, v) = send(&t, &[], msg(json!({"priority": 9}))).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["priority"], 9);
     assert_eq!(lane(&t), 9);
     // HTTP header
-    let (s, _) = call(
-        &t,
-        "POST",
-        "/api/v1/messages",
-        "send-token",
-        &[("X-Priority-Queue", "8")],
-        msg(json!({})),
-    )
-    .await;
+    let (s, _) = send(&t, &[("X-Priority-Queue", "8")], msg(json!({}))).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(lane(&t), 8);
     // both, agreeing
-    let (s, _) = call(
+    let (s, _) = send(
         &t,
-        "POST",
-        "/api/v1/messages",
-        "send-token",
         &[("X-Priority-Queue", "8")],
         msg(json!({"priority": 8})),
     )
     .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     // both, disagreeing
-    let (s, v) = call(
+    let (s, v) = send(
         &t,
-        "POST",
-        "/api/v1/messages",
-        "send-token",
         &[("X-Priority-Queue", "8")],
         msg(json!({"priority": 2})),
     )
@@ -58,15 +36,7 @@ async fn priority_precedence() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["error"]["code"], "conflicting_priority");
     // header inside the message
-    let (s, _) = call(
-        &t,
-        "POST",
-        "/api/v1/messages",
-        "send-token",
-        &[],
-        msg(json!({"headers": {"X-Priority-Queue": "7"}})),
-    )
-    .await;
+    let (s, _) = send(&t, &[], msg(json!({"headers": {"X-Priority-Queue": "7"}}))).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(lane(&t), 7);
     let stored = String::from_utf8(
@@ -86,15 +56,7 @@ async fn priority_precedence() {
         "{stored}"
     );
     // the key's default, then the config's
-    call(
-        &t,
-        "POST",
-        "/api/v1/messages",
-        "send-token",
-        &[],
-        msg(json!({})),
-    )
-    .await;
+    send(&t, &[], msg(json!({}))).await;
     assert_eq!(lane(&t), 6);
     let (s, _) = call(
         &t,
@@ -123,15 +85,7 @@ async fn priority_precedence() {
             "X-Priority-Queue header",
         ),
     ] {
-        let (s, v) = call(
-            &t,
-            "POST",
-            "/api/v1/messages",
-            "send-token",
-            &extra,
-            msg(body),
-        )
-        .await;
+        let (s, v) = send(&t, &extra, msg(body)).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
         assert_eq!(v["error"]["field"], field, "{v}");
     }
@@ -160,12 +114,7 @@ async fn raw_submissions() {
 #[tokio::test]
 async fn bcc_never_appears_and_suppressed_recipients_are_listed() {
     let t = setup();
-    let (s, v) = call(
-        &t,
-        "POST",
-        "/api/v1/messages",
-        "send-token",
-        &[],
+    let (s, v) = send(&t, &[],
         msg(json!({"cc": ["carol@example.net"], "bcc": ["secret@example.net", "suppressed@example.net"]})),
     )
     .await;

@@ -194,12 +194,8 @@ mod tests {
             Diagnostic-Code: X-Postfix; host said: 550 Mailbox does not exist\n\n\
             Final-Recipient: rfc822; not an address\nAction: failed\n";
         let r = dsn_recipients(text);
-        let got: Vec<_> = r
-            .iter()
-            .map(|b| (b.address.as_str(), b.status.as_deref(), b.class))
-            .collect();
         assert_eq!(
-            got,
+            super::super::summary(&r),
             [
                 ("Bob@Example.NET", Some("5.1.1"), Class::Hard),
                 ("carol@example.net", Some("4.4.1"), Class::Soft),

@@ -51,6 +51,14 @@ pub struct Bounced {
     pub class: Class,
 }
 
+/// Address, status and class of each recipient: what tests compare.
+#[cfg(test)]
+pub(crate) fn summary(r: &[Bounced]) -> Vec<(&str, Option<&str>, Class)> {
+    r.iter()
+        .map(|b| (b.address.as_str(), b.status.as_deref(), b.class))
+        .collect()
+}
+
 /// A parsed report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Returned {

@@ -206,12 +206,8 @@ mod tests {
                     To: bob@example.net\n";
         let own = vec!["b+token@bounce.example.com".to_string()];
         let r = recipients(text, &own);
-        let got: Vec<_> = r
-            .iter()
-            .map(|b| (b.address.as_str(), b.status.as_deref(), b.class))
-            .collect();
         assert_eq!(
-            got,
+            super::super::summary(&r),
             [
                 ("bob@example.net", Some("5.1.1"), Class::Hard),
                 ("carol@example.net", Some("5.2.2"), Class::Soft),

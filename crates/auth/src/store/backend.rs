@@ -5,7 +5,8 @@
 use laneway_common::MessageId;
 
 use super::{
-    Scope, Store, StoreError, StoreFuture, Suppression, SuppressionStore, TokenInfo, TokenStore,
+    NewSuppression, Store, StoreError, StoreFuture, Suppression, SuppressionStore, TokenInfo,
+    TokenStore,
 };
 
 /// Runs a blocking store call off the async threads.
@@ -31,20 +32,9 @@ impl SuppressionStore for Store {
         blocking(self, move |s| s.check(&d, &a))
     }
 
-    fn suppress<'a>(
-        &'a self,
-        sender_domain: &'a str,
-        address: &'a str,
-        reason: &'a str,
-        scope: Scope,
-        since: u64,
-    ) -> StoreFuture<'a, Suppression> {
-        let (d, a, r) = (
-            sender_domain.to_string(),
-            address.to_string(),
-            reason.to_string(),
-        );
-        blocking(self, move |s| s.suppress(&d, &a, &r, scope, since))
+    fn suppress<'a>(&'a self, n: &'a NewSuppression) -> StoreFuture<'a, Suppression> {
+        let n = n.clone();
+        blocking(self, move |s| s.suppress(&n))
     }
 
     fn unsuppress<'a>(&'a self, sender_domain: &'a str, address: &'a str) -> StoreFuture<'a, bool> {

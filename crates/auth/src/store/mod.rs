@@ -44,6 +44,40 @@ use redb::{Database, TableDefinition};
 pub use suppressions::{Scope, Suppression};
 pub use tokens::TokenInfo;
 
+/// A suppression to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSuppression {
+    /// The sender domain whose list it goes on.
+    pub sender_domain: String,
+    /// The recipient.
+    pub address: String,
+    /// Why.
+    pub reason: String,
+    /// Which mail it stops.
+    pub scope: Scope,
+    /// When, seconds since the Unix epoch.
+    pub since: u64,
+}
+
+impl NewSuppression {
+    /// A suppression of `address` for `sender_domain`.
+    pub fn new(
+        sender_domain: impl Into<String>,
+        address: impl Into<String>,
+        reason: impl Into<String>,
+        scope: Scope,
+        since: u64,
+    ) -> NewSuppression {
+        NewSuppression {
+            sender_domain: sender_domain.into(),
+            address: address.into(),
+            reason: reason.into(),
+            scope,
+            since,
+        }
+    }
+}
+
 /// What store futures resolve to.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
@@ -60,14 +94,7 @@ pub trait SuppressionStore: Send + Sync + 'static {
     /// Records a suppression (durably before the future resolves) and
     /// returns the entry now stored: the new one, or the existing one
     /// when that already covers at least its scope.
-    fn suppress<'a>(
-        &'a self,
-        sender_domain: &'a str,
-        address: &'a str,
-        reason: &'a str,
-        scope: Scope,
-        since: u64,
-    ) -> StoreFuture<'a, Suppression>;
+    fn suppress<'a>(&'a self, s: &'a NewSuppression) -> StoreFuture<'a, Suppression>;
 
     /// Removes an entry; `true` if there was one.
     fn unsuppress<'a>(&'a self, sender_domain: &'a str, address: &'a str) -> StoreFuture<'a, bool>;

@@ -6,21 +6,34 @@
 
 use laneway_common::MessageId;
 
-use super::{Scope, StoreError, SuppressionStore, TokenInfo, TokenStore};
+use super::{
+    NewSuppression, Scope, StoreError, Suppression, SuppressionStore, TokenInfo, TokenStore,
+};
+
+/// [`SuppressionStore::suppress`] of a [`NewSuppression::new`].
+async fn suppress_with(
+    s: &dyn SuppressionStore,
+    (d, a, r, scope, since): (&str, &str, &str, Scope, u64),
+) -> Result<Suppression, StoreError> {
+    s.suppress(&NewSuppression::new(d, a, r, scope, since))
+        .await
+}
 
 /// Suppressions: normalisation, per-sender-domain lists, scope upgrades
 /// that never downgrade, invalid arguments, removal and counting.
 pub async fn suppressions(s: &dyn SuppressionStore) {
-    let e = s
-        .suppress(
+    let e = suppress_with(
+        s,
+        (
             "Shop.Example.",
             "<Bob@Example.NET>",
             "550 5.1.1",
             Scope::All,
             100,
-        )
-        .await
-        .unwrap();
+        ),
+    )
+    .await
+    .unwrap();
     assert_eq!(e.address, "Bob@example.net");
     assert_eq!(e.sender_domain, "shop.example");
     let got = s
@@ -57,33 +70,28 @@ pub async fn suppressions(s: &dyn SuppressionStore) {
     // scope: a repeat keeps the first record; All upgrades Bulk; Bulk
     // never downgrades All; removed, it may come back as Bulk
     let a = "u@example.net";
-    let first = s
-        .suppress("d.example", a, "complaint", Scope::Bulk, 1)
+    let first = suppress_with(s, ("d.example", a, "complaint", Scope::Bulk, 1))
         .await
         .unwrap();
     assert_eq!(first.scope, Scope::Bulk);
-    let again = s
-        .suppress("d.example", a, "again", Scope::Bulk, 2)
+    let again = suppress_with(s, ("d.example", a, "again", Scope::Bulk, 2))
         .await
         .unwrap();
     assert_eq!(again, first);
-    let up = s
-        .suppress("d.example", a, "550 5.1.1", Scope::All, 3)
+    let up = suppress_with(s, ("d.example", a, "550 5.1.1", Scope::All, 3))
         .await
         .unwrap();
     assert_eq!(
         (up.scope, up.since, up.reason.as_str()),
         (Scope::All, 3, "550 5.1.1")
     );
-    let down = s
-        .suppress("d.example", a, "complaint", Scope::Bulk, 4)
+    let down = suppress_with(s, ("d.example", a, "complaint", Scope::Bulk, 4))
         .await
         .unwrap();
     assert_eq!(down, up);
     assert_eq!(s.check("d.example", a).await.unwrap(), Some(up));
     s.unsuppress("d.example", a).await.unwrap();
-    let bulk = s
-        .suppress("d.example", a, "complaint", Scope::Bulk, 5)
+    let bulk = suppress_with(s, ("d.example", a, "complaint", Scope::Bulk, 5))
         .await
         .unwrap();
     assert_eq!(bulk.scope, Scope::Bulk);
@@ -98,7 +106,7 @@ pub async fn suppressions(s: &dyn SuppressionStore) {
     ] {
         assert!(
             matches!(
-                s.suppress(d, a, "r", Scope::All, 0).await,
+                suppress_with(s, (d, a, "r", Scope::All, 0)).await,
                 Err(StoreError::Invalid { .. })
             ),
             "{d:?} {a:?}"
@@ -116,17 +124,12 @@ pub async fn suppressions(s: &dyn SuppressionStore) {
 pub async fn pagination(s: &dyn SuppressionStore) {
     for i in 0..250u64 {
         let domain = if i % 2 == 0 { "a.example" } else { "b.example" };
-        s.suppress(
-            domain,
-            &format!("user{i:03}@example.net"),
-            "r",
-            Scope::All,
-            i,
-        )
-        .await
-        .unwrap();
+        let address = format!("user{i:03}@example.net");
+        suppress_with(s, (domain, &address, "r", Scope::All, i))
+            .await
+            .unwrap();
     }
-    s.suppress("c.example", "z@example.net", "r", Scope::Bulk, 0)
+    suppress_with(s, ("c.example", "z@example.net", "r", Scope::Bulk, 0))
         .await
         .unwrap();
     assert_eq!(s.count().await.unwrap(), 251);
@@ -151,7 +154,7 @@ pub async fn pagination(s: &dyn SuppressionStore) {
     assert_eq!(first.len(), 100);
     assert!(first.iter().all(|e| e.sender_domain == "b.example"));
     s.unsuppress("b.example", &first[99].address).await.unwrap();
-    s.suppress("b.example", "zzz@example.net", "r", Scope::All, 0)
+    suppress_with(s, ("b.example", "zzz@example.net", "r", Scope::All, 0))
         .await
         .unwrap();
     let (rest, end) = s

@@ -48,14 +48,19 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
 
+/// A TOML value that may be an integer or a string (`25`, `"25MiB"`, `"5-9"`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum IntOrStr {
+    /// An integer.
+    Int(i64),
+    /// A string.
+    Str(String),
+}
+
 /// Deserializes a size in bytes from an integer or a string with a unit.
 pub fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(i64),
-        Str(String),
-    }
+    use IntOrStr as Raw;
     match Raw::deserialize(d)? {
         Raw::Int(i) if i >= 0 => Ok(i as u64),
         Raw::Int(i) => Err(serde::de::Error::custom(format!(

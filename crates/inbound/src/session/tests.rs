@@ -10,26 +10,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use super::Flow;
 use crate::testing::MemoryIngest;
 
-const CONFIG: &str = r#"
-[server]
-hostname = "mx.test"
-[[listener]]
-name = "plain"
-bind = "127.0.0.1:0"
-max_message_size = "64KiB"
-max_recipients = 100
-[[listener]]
-name = "gateway"
-bind = "127.0.0.1:1"
-trust_priority = true
-bare_lf = "normalize"
+/// The test listeners plus one that waits briefly for slow data.
+const SLOW: &str = r#"
 [[listener]]
 name = "slow"
 bind = "127.0.0.1:2"
 data_timeout = "2s"
 min_data_rate = 10
-[relay]
-local_domains = ["local.test"]
 "#;
 
 struct Harness {
@@ -40,9 +27,12 @@ struct Harness {
 }
 
 fn start(listener: &str, peer: &str) -> Harness {
-    let cfg: Config = Config::from_toml(CONFIG, std::path::Path::new("."))
-        .unwrap()
-        .config;
+    let cfg: Config = Config::from_toml(
+        &crate::testing::test_config(20, SLOW),
+        std::path::Path::new("."),
+    )
+    .unwrap()
+    .config;
     let (mut s, ingest) = crate::testing::session(&cfg, listener, peer.parse().unwrap());
     let (client, mut server) = tokio::io::duplex(1 << 20);
     let task = tokio::spawn(async move { s.run(&mut server).await });

@@ -121,11 +121,7 @@ impl Queue {
         d.site = Some(info.key.clone());
         d.expires_ms = now.saturating_add(info.ttl_ms);
         let waiting = std::mem::take(&mut d.waiting);
-        let key: Arc<str> = st
-            .domains
-            .get_key_value(domain)
-            .map(|(k, _)| k.clone())
-            .expect("domain");
+        let key = domain_key(&st.domains, domain);
         let suspended = st.suspended.iter().any(|p| {
             laneway_common::domain::DomainPattern::parse(p).is_ok_and(|p| p.matches(domain))
         });
@@ -164,11 +160,7 @@ impl Queue {
             d.expires_ms = now + 60_000;
         }
         let waiting = std::mem::take(&mut d.waiting);
-        let key: Arc<str> = st
-            .domains
-            .get_key_value(domain)
-            .map(|(k, _)| k.clone())
-            .expect("domain");
+        let key = domain_key(&st.domains, domain);
         let mut out = Vec::new();
         for id in waiting {
             if let Some((item, _)) = build_item(&mut st.entries, id, &key, now, max) {
@@ -290,4 +282,12 @@ impl Queue {
         self.changed.notify_one();
         deferred
     }
+}
+
+/// The interned key of a known domain.
+fn domain_key(domains: &std::collections::HashMap<Arc<str>, super::Domain>, d: &str) -> Arc<str> {
+    domains
+        .get_key_value(d)
+        .map(|(k, _)| k.clone())
+        .expect("a known domain")
 }
