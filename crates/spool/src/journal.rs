@@ -115,7 +115,7 @@ impl Layout {
     }
 
     /// The lane whose directory holds the message's data file.
-    fn lane_of(&self, id: MessageId, hint: Option<Priority>) -> Option<Priority> {
+    pub(crate) fn lane_of(&self, id: MessageId, hint: Option<Priority>) -> Option<Priority> {
         let lanes = hint.into_iter().chain(Priority::all_desc());
         lanes.into_iter().find(|l| self.data_path(*l, id).exists())
     }
@@ -141,7 +141,7 @@ pub struct Delta {
 }
 
 impl Delta {
-    fn apply(&self, st: &mut MessageState) {
+    pub(crate) fn apply(&self, st: &mut MessageState) {
         if st.recipients.len() != self.n as usize {
             *st = MessageState::new(self.n as usize);
         }

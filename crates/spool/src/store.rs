@@ -263,6 +263,11 @@ impl DiskStore {
         self.write_atomic(id, &self.state_path(lane, id), &bytes)
     }
 
+    /// Whether a message with this id is spooled here (in any lane).
+    pub fn contains(&self, id: MessageId) -> bool {
+        self.layout.lane_of(id, None).is_some()
+    }
+
     /// Reads a message back, verifying its checksum.
     pub fn get(&self, id: MessageId, lane: Priority) -> io::Result<Spooled> {
         let bytes = fs::read(self.data_path(lane, id))?;

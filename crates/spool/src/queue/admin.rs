@@ -234,7 +234,7 @@ impl Queue {
         id: MessageId,
         notifier: Option<&dyn Notifier>,
     ) -> Result<(), AdminError> {
-        let (lane, pending, busy) = {
+        let (lane, pending) = {
             let mut st = self.lock();
             let e = st.entries.get_mut(&id).ok_or(AdminError::NotFound(id))?;
             e.deleted = true;
@@ -255,8 +255,10 @@ impl Queue {
                     )
                 })
                 .collect();
-            let busy = e.rcpts.iter().any(|r| r.busy);
             let lane = e.lane;
+            if notifier.is_some() && !pending.is_empty() {
+                e.readers += 1;
+            }
             for s in st.sites.values_mut() {
                 for set in s.lanes.iter_mut() {
                     set.retain(|(m, _)| *m != id);
@@ -265,7 +267,7 @@ impl Queue {
             for d in st.domains.values_mut() {
                 d.waiting.retain(|m| *m != id);
             }
-            (lane, pending, busy)
+            (lane, pending)
         };
         if let Some(n) = notifier
             && !pending.is_empty()
@@ -284,11 +286,12 @@ impl Queue {
                 )
                 .await;
             }
+            self.done_reading(id);
         }
         tracing::info!(id = %id, lane = %lane, "deleted by the administrator");
-        if !busy {
-            self.persist(id, &[]).await;
-        }
+        // removed now, or (while being delivered) when that attempt ends;
+        // a completion that ended while the DSN was written left it to us
+        self.persist(id, &[]).await;
         Ok(())
     }
 
@@ -422,18 +425,37 @@ impl Queue {
         self.set_suspended(pattern, false);
     }
 
+    /// Makes exactly `patterns` the held destinations (the cluster's holds,
+    /// replacing whatever was held before); `true` if that changed them.
+    pub fn set_holds(&self, patterns: &[String]) -> bool {
+        let wanted: std::collections::BTreeSet<String> =
+            patterns.iter().map(|p| pattern_key(p)).collect();
+        let mut st = self.lock();
+        let now: std::collections::BTreeSet<String> = st.suspended.iter().cloned().collect();
+        if now == wanted {
+            return false;
+        }
+        st.suspended = wanted.iter().cloned().collect();
+        self.apply_holds(st);
+        tracing::info!(held = ?wanted, "held destinations now");
+        true
+    }
+
     fn set_suspended(&self, pattern: &str, on: bool) {
-        let p = DomainPattern::parse(pattern).unwrap_or_else(|_| {
-            DomainPattern::Exact(pattern.trim_end_matches('.').to_ascii_lowercase())
-        });
-        let key = p.to_string();
+        let key = pattern_key(pattern);
         let mut st = self.lock();
         if on {
             st.suspended.insert(key.clone());
         } else {
             st.suspended.remove(&key);
         }
-        // a site is held while any of its domains is matched by a held pattern
+        self.apply_holds(st);
+        tracing::info!(destination = %key, suspended = on, "destination {}", if on { "suspended" } else { "resumed" });
+    }
+
+    /// Marks each site held while any of its domains is matched by a held
+    /// pattern, and wakes the scheduler.
+    fn apply_holds(&self, mut st: std::sync::MutexGuard<'_, super::State>) {
         let held: Vec<DomainPattern> = st
             .suspended
             .iter()
@@ -452,8 +474,16 @@ impl Queue {
             }
         }
         drop(st);
-        tracing::info!(destination = %key, suspended = on, "destination {}", if on { "suspended" } else { "resumed" });
         self.changed.notify_one();
         self.work.notify_waiters();
     }
+}
+
+/// The canonical form of a hold pattern (see [`DomainPattern`]).
+pub fn pattern_key(pattern: &str) -> String {
+    DomainPattern::parse(pattern)
+        .unwrap_or_else(|_| {
+            DomainPattern::Exact(pattern.trim_end_matches('.').to_ascii_lowercase())
+        })
+        .to_string()
 }

@@ -92,6 +92,11 @@ impl Queue {
             } else {
                 delayed.clear();
             }
+            if !failed.is_empty() || !relayed.is_empty() || !delayed.is_empty() {
+                // another completion finishing the message meanwhile must
+                // not remove its files before the DSN is written
+                e.readers += 1;
+            }
         }
         let needs_original = !failed.is_empty() || !relayed.is_empty() || !delayed.is_empty();
         if needs_original {
@@ -125,11 +130,19 @@ impl Queue {
                 }
                 Err(e) => tracing::error!(id = %id, error = %e, "DSN task failed"),
             }
+            self.done_reading(id);
         }
         if !changed.is_empty() {
             self.persist(item.id, &changed).await;
         }
         applied
+    }
+
+    /// A DSN no longer needs the message's files.
+    pub(super) fn done_reading(&self, id: MessageId) {
+        if let Some(e) = self.lock().entries.get_mut(&id) {
+            e.readers = e.readers.saturating_sub(1);
+        }
     }
 
     /// Ends an item: any of its recipients that got no outcome (which the
@@ -171,7 +184,8 @@ impl Queue {
                 return;
             };
             let lane = e.lane;
-            let done = e.is_done() || (e.deleted && !e.rcpts.iter().any(|r| r.busy));
+            let done =
+                (e.is_done() || (e.deleted && !e.rcpts.iter().any(|r| r.busy))) && e.readers == 0;
             let record = if done {
                 Record::Remove(id, lane)
             } else {

@@ -15,6 +15,19 @@ use super::{
 };
 
 impl Queue {
+    /// The highest of `lanes` with ready work at a site.
+    pub fn highest_ready(&self, site: &str, lanes: LaneSet) -> Option<Priority> {
+        self.lock()
+            .sites
+            .get(site)
+            .and_then(|s| s.highest_ready(lanes))
+    }
+
+    /// The limits in force at a site.
+    pub fn site_limits(&self, site: &str) -> Option<super::SiteLimits> {
+        self.lock().sites.get(site).map(|s| s.limits.clone())
+    }
+
     /// Moves due deferred work to the ready lanes and tells the dispatcher
     /// what to resolve and which connections to open.
     pub fn poll(&self) -> Poll {

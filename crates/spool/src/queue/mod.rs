@@ -16,7 +16,9 @@
 
 mod admin;
 mod complete;
+mod export;
 mod grants;
+pub mod limits;
 mod retry;
 mod site;
 mod types;
@@ -29,6 +31,9 @@ use laneway_common::{Envelope, MessageId, Priority};
 use smallvec::SmallVec;
 use tokio::sync::Notify;
 
+pub use admin::pattern_key;
+pub use export::Exported;
+pub use limits::{Lease, SharedLimits, Slot};
 pub use retry::{expiry_ms, next_attempt_ms};
 use site::Site;
 pub use site::{ConnGrant, ConnReport, Health, SiteLimits};
@@ -80,6 +85,9 @@ struct Entry {
     moving: bool,
     /// Deleted by an operator while being delivered: drop it when done.
     deleted: bool,
+    /// Completions reading the message for a DSN right now: its files stay
+    /// until the last one is done.
+    readers: u8,
 }
 
 impl Entry {
@@ -260,6 +268,7 @@ impl Queue {
             tickets: SmallVec::new(),
             moving: false,
             deleted: false,
+            readers: 0,
         };
         st.entries.insert(id, Box::new(entry));
         schedule_domains(&mut st, id, now, &self.work);
@@ -285,7 +294,9 @@ fn intern(domains: &mut HashMap<Arc<str>, Domain>, d: &str) -> Arc<str> {
 /// a ticket: on the timer if not yet due, else ready (or waiting for
 /// resolution).
 fn schedule_domains(st: &mut State, id: MessageId, now: u64, work: &Notify) {
-    let Some(e) = st.entries.get(&id) else { return };
+    let Some(e) = st.entries.get(&id).filter(|e| !e.moving) else {
+        return;
+    };
     let mut due: Vec<(Arc<str>, u64)> = Vec::new();
     for r in e.rcpts.iter().filter(|r| !r.status.is_final() && !r.busy) {
         if e.ticket(&r.domain).is_some() {

@@ -85,6 +85,9 @@ pub struct ConnReport {
     pub throttled: bool,
     /// Messages accepted on the connection.
     pub delivered: usize,
+    /// Never opened: every slot of the site is taken across the cluster;
+    /// no new connection for this many ms (0: not the case).
+    pub shared_full_ms: u64,
 }
 
 #[derive(Debug)]
@@ -183,6 +186,11 @@ impl Site {
     /// Applies a closed connection's report; returns the new health if it changed.
     pub fn report(&mut self, r: &ConnReport, now_ms: u64) -> Option<Health> {
         let before = self.health;
+        if r.shared_full_ms > 0 {
+            // other nodes hold the slots: wait, without judging the site
+            self.paused_until_ms = self.paused_until_ms.max(now_ms + r.shared_full_ms);
+            return None;
+        }
         if r.connect_failed {
             self.failures += 1;
             self.cwnd = 1;
