@@ -98,6 +98,7 @@ impl From<AdminError> for ApiError {
             AdminError::Busy(_) => "busy",
             AdminError::Invalid(_) => "invalid_request",
             AdminError::Io(_) => "spool_error",
+            AdminError::Conflict(_) => "conflict",
         };
         ApiError::new(status, code, e.to_string())
     }

@@ -110,6 +110,12 @@ fn routes(ctx: Ctx) -> Router {
         .route("/api/v1/queue", get(routes::admin::summary))
         .route("/api/v1/queue/messages", get(routes::admin::list))
         .route("/api/v1/queue/flush", post(routes::admin::flush))
+        .route("/api/v1/queue/import", post(routes::cluster::import))
+        .route(
+            "/api/v1/queue/drain",
+            post(routes::cluster::drain).get(routes::cluster::drain_status),
+        )
+        .route("/api/v1/cluster", get(routes::cluster::view))
         .route(
             "/api/v1/messages/{id}",
             get(routes::admin::detail).delete(routes::admin::delete),

@@ -184,8 +184,15 @@ impl SenderAuth {
     /// Reads mail that came back to a bounce domain: records what it says
     /// about the original message's recipients and suppresses hard bounces
     /// (all lanes) and complaints (bulk lanes). Returns where to forward it
-    /// (`[auth] forward_bounces`).
-    pub async fn returned(&self, env: &Envelope, message: &[u8], id: MessageId) -> Vec<String> {
+    /// (`[auth] forward_bounces`), or the store error when a token could
+    /// not be looked up (a shared store that is away: the caller refuses
+    /// the message for now, so that it comes back later).
+    pub async fn returned(
+        &self,
+        env: &Envelope,
+        message: &[u8],
+        id: MessageId,
+    ) -> Result<Vec<String>, crate::StoreError> {
         let report = crate::report::parse(message);
         let tokens = self.policy.load().returned_tokens(env, report.as_ref());
         if !tokens.is_empty() {
@@ -197,6 +204,10 @@ impl SenderAuth {
         for (orig_id, idx) in tokens {
             let info = match self.tokens.lookup(orig_id, idx).await {
                 Ok(Some(i)) if i.expires_at >= now => i,
+                Err(e) => {
+                    tracing::warn!(id = %id, original = %orig_id, error = %e, "cannot look up a bounce token now; the returned mail is refused for now");
+                    return Err(e);
+                }
                 _ => {
                     tracing::info!(id = %id, original = %orig_id, "returned mail for an unknown or expired bounce token");
                     continue;
@@ -224,7 +235,7 @@ impl SenderAuth {
                 }
             }
         }
-        forward
+        Ok(forward)
     }
 
     /// The policy in force (for decisions the caller acts on).

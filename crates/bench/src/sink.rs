@@ -90,6 +90,7 @@ struct Shared {
     seen: AtomicUsize,
     connections: AtomicUsize,
     open: AtomicUsize,
+    max_open: AtomicUsize,
     notify: Notify,
     pace: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -119,7 +120,8 @@ impl Sink {
                     continue;
                 };
                 s.connections.fetch_add(1, Ordering::Relaxed);
-                s.open.fetch_add(1, Ordering::SeqCst);
+                let now_open = s.open.fetch_add(1, Ordering::SeqCst) + 1;
+                s.max_open.fetch_max(now_open, Ordering::SeqCst);
                 let (s, cfg) = (s.clone(), cfg.clone());
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
@@ -169,6 +171,11 @@ impl Sink {
     /// transaction per open connection: what a crash may repeat.
     pub fn open_connections(&self) -> usize {
         self.shared.open.load(Ordering::SeqCst)
+    }
+
+    /// The most connections that were open at once.
+    pub fn max_open_connections(&self) -> usize {
+        self.shared.max_open.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `n` messages arrived or `limit` passed; returns the count.

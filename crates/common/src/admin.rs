@@ -56,6 +56,82 @@ pub struct QueueSummary {
     pub suspended_domains: Vec<String>,
 }
 
+/// One node as the cluster view shows it (`GET /api/v1/cluster`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// The node's name (`[cluster] node_id`).
+    pub node: String,
+    /// Laneway version it runs.
+    pub version: String,
+    /// When it started (RFC 3339).
+    pub started: String,
+    /// When it last reported (RFC 3339).
+    pub updated: String,
+    /// `ready`, or `draining` while it shuts down.
+    pub state: String,
+    /// Its queue.
+    pub queue: QueueSummary,
+}
+
+/// Every node of the cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// The node that answered.
+    pub node: String,
+    /// Whether `[cluster]` is configured (else the view is this node).
+    pub clustered: bool,
+    /// Whether the answering node reaches Redis now (else the view is
+    /// this node alone).
+    pub connected: bool,
+    /// The nodes alive, by name.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// A message handed over by another node (`POST /api/v1/queue/import`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedMessage {
+    /// Its queue id (kept: ids are unique across nodes).
+    pub id: MessageId,
+    /// Its lane, 0–9.
+    pub lane: u8,
+    /// The envelope as spooled.
+    pub envelope: crate::Envelope,
+    /// Every recipient's delivery state, as the spool keeps it.
+    pub state: serde_json::Value,
+    /// The message as spooled (signed, with its `Received:`), base64.
+    pub message: String,
+}
+
+/// `POST /api/v1/queue/drain`: hand every queued message to another node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrainRequest {
+    /// The other node's API, e.g. `http://10.0.0.2:8025`.
+    pub to: String,
+    /// An API key of the other node with the `admin` scope.
+    pub key: String,
+}
+
+/// How a drain goes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    /// `idle`, `running`, `done` or `failed`.
+    pub state: String,
+    /// Where the messages go.
+    pub to: Option<String>,
+    /// Messages the other node spooled and this one removed.
+    pub moved: u64,
+    /// Of those, ones the other node had already (a repeated hand-over).
+    pub already_there: u64,
+    /// Hand-overs refused or failed (the message stayed here).
+    pub failed: u64,
+    /// Messages still queued here.
+    pub remaining: u64,
+    /// Why it stopped, when it failed.
+    pub error: Option<String>,
+}
+
 /// A message in a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageSummary {
@@ -151,6 +227,9 @@ pub enum AdminError {
     /// The spool could not be updated.
     #[error("spool error: {0}")]
     Io(String),
+    /// Something already under way stands in the way (e.g. a drain).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl AdminError {
@@ -158,7 +237,7 @@ impl AdminError {
     pub fn http_status(&self) -> u16 {
         match self {
             AdminError::NotFound(_) => 404,
-            AdminError::Busy(_) => 409,
+            AdminError::Busy(_) | AdminError::Conflict(_) => 409,
             AdminError::Invalid(_) => 400,
             AdminError::Io(_) => 500,
         }
@@ -240,6 +319,15 @@ pub trait Admin: Send + Sync + 'static {
         address: &'a str,
         sender_domain: &'a str,
     ) -> BoxFuture<'a, Result<bool, AdminError>>;
+    /// Every node of the cluster (this one alone without `[cluster]`).
+    fn cluster(&self) -> BoxFuture<'_, ClusterView>;
+    /// Spools a message another node hands over; `false` when it is here
+    /// already.
+    fn import(&self, m: ImportedMessage) -> BoxFuture<'_, Result<bool, AdminError>>;
+    /// Starts handing every queued message to another node.
+    fn drain(&self, r: DrainRequest) -> Result<DrainStatus, AdminError>;
+    /// How the last drain went.
+    fn drain_status(&self) -> DrainStatus;
 }
 
 /// RFC 3339 (UTC, seconds) of a time in ms since the Unix epoch.

@@ -62,6 +62,17 @@ pub trait EventSink: Send + Sync {
 #[derive(Debug, Default)]
 pub struct Events {
     file: Option<Mutex<BufWriter<File>>>,
+    /// The node that records them, in a cluster.
+    node: Option<String>,
+}
+
+/// An event with the node that recorded it (the JSON line).
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    event: &'a DeliveryEvent<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
 }
 
 impl Events {
@@ -73,7 +84,15 @@ impl Events {
             ))),
             None => None,
         };
-        Ok(Events { file })
+        Ok(Events { file, node: None })
+    }
+
+    /// Events that name `node` (a node of a cluster).
+    pub fn with_node(self, node: &str) -> Events {
+        Events {
+            node: Some(node.to_string()),
+            ..self
+        }
     }
 
     fn write(&self, e: &DeliveryEvent<'_>) {
@@ -91,11 +110,16 @@ impl Events {
             attempt = e.attempt,
             queue_ms = e.queue_time_ms,
             reply = %e.reply,
+            node = self.node.as_deref().unwrap_or("-"),
             "delivery"
         );
         if let Some(f) = &self.file {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            let line = serde_json::to_string(e).unwrap_or_default();
+            let line = serde_json::to_string(&Line {
+                event: e,
+                node: self.node.as_deref(),
+            })
+            .unwrap_or_default();
             if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() {
                 tracing::warn!("cannot write to the delivery event log");
             }

@@ -44,6 +44,10 @@ pub const DSNS: &str = "laneway_dsns_total";
 pub const SUPPRESSIONS: &str = "laneway_suppressions";
 /// DKIM signing, by `result` (signed, error).
 pub const DKIM: &str = "laneway_dkim_signatures_total";
+/// 1 while Redis answers (`[cluster]`), else 0.
+pub const CLUSTER_CONNECTED: &str = "laneway_cluster_connected";
+/// Nodes seen alive in the cluster view (this one included).
+pub const CLUSTER_NODES: &str = "laneway_cluster_nodes";
 
 /// Lane label values.
 pub const LANES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -151,6 +155,16 @@ pub fn describe() {
         DKIM,
         Unit::Count,
         "Messages DKIM-signed at ingest, by result."
+    );
+    describe_gauge!(
+        CLUSTER_CONNECTED,
+        Unit::Count,
+        "1 while this node reaches the cluster's Redis, else 0."
+    );
+    describe_gauge!(
+        CLUSTER_NODES,
+        Unit::Count,
+        "Nodes alive in the cluster view, this one included."
     );
 }
 

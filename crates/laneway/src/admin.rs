@@ -5,33 +5,47 @@ use std::sync::Arc;
 
 use laneway_auth::store::NewSuppression;
 use laneway_auth::{Scope, Suppression, SuppressionStore};
+use laneway_cluster::{Cluster, StatusFn};
 use laneway_common::admin::{
     Admin, AdminError, MessageDetail, MessageFilter, MessageSummary, QueueSummary, SuppressRequest,
     SuppressionEntry, rfc3339,
 };
+use laneway_common::admin::{ClusterView, DrainRequest, DrainStatus, ImportedMessage};
 use laneway_common::ingest::BoxFuture;
 use laneway_common::{MessageId, Priority};
+use laneway_spool::MessageState;
 use laneway_spool::queue::{Notifier, Queue};
+
+use crate::drain::Drainer;
 
 /// Admin operations on the running queue.
 pub struct QueueAdmin {
     queue: Arc<Queue>,
     notifier: Arc<dyn Notifier>,
     store: Arc<dyn SuppressionStore>,
+    status: StatusFn,
+    cluster: Option<Arc<Cluster>>,
+    drainer: Arc<Drainer>,
 }
 
 impl QueueAdmin {
     /// Admin over `queue`; deletions with bounce use `notifier`;
-    /// suppressions live in `store`.
+    /// suppressions live in `store`; `status` is this node's for the
+    /// cluster view; holds go through `cluster` when there is one.
     pub fn new(
         queue: Arc<Queue>,
         notifier: Arc<dyn Notifier>,
         store: Arc<dyn SuppressionStore>,
+        status: StatusFn,
+        cluster: Option<Arc<Cluster>>,
     ) -> QueueAdmin {
         QueueAdmin {
+            drainer: Arc::new(Drainer::new(queue.clone())),
             queue,
             notifier,
             store,
+            status,
+            cluster,
         }
     }
 }
@@ -104,12 +118,18 @@ impl Admin for QueueAdmin {
     }
 
     fn suspend(&self, domain: &str) -> Result<(), AdminError> {
-        self.queue.suspend(domain);
+        match &self.cluster {
+            Some(c) => c.holds().suspend(domain),
+            None => self.queue.suspend(domain),
+        }
         Ok(())
     }
 
     fn resume(&self, domain: &str) -> Result<(), AdminError> {
-        self.queue.resume(domain);
+        match &self.cluster {
+            Some(c) => c.holds().resume(domain),
+            None => self.queue.resume(domain),
+        }
         Ok(())
     }
 
@@ -150,5 +170,45 @@ impl Admin for QueueAdmin {
                 .await
                 .map_err(store)
         })
+    }
+
+    fn cluster(&self) -> BoxFuture<'_, ClusterView> {
+        Box::pin(async move {
+            match &self.cluster {
+                Some(c) => c.view().await,
+                None => {
+                    let me = (self.status)();
+                    ClusterView {
+                        node: me.node.clone(),
+                        clustered: false,
+                        connected: false,
+                        nodes: vec![me],
+                    }
+                }
+            }
+        })
+    }
+
+    fn import(&self, m: ImportedMessage) -> BoxFuture<'_, Result<bool, AdminError>> {
+        Box::pin(async move {
+            let lane =
+                Priority::new(i64::from(m.lane)).map_err(|e| AdminError::Invalid(e.to_string()))?;
+            let state: MessageState = serde_json::from_value(m.state)
+                .map_err(|e| AdminError::Invalid(format!("state: {e}")))?;
+            let message = data_encoding::BASE64
+                .decode(m.message.as_bytes())
+                .map_err(|e| AdminError::Invalid(format!("message: not base64 ({e})")))?;
+            self.queue
+                .import(m.id, lane, m.envelope, message, state)
+                .await
+        })
+    }
+
+    fn drain(&self, r: DrainRequest) -> Result<DrainStatus, AdminError> {
+        self.drainer.start(r)
+    }
+
+    fn drain_status(&self) -> DrainStatus {
+        self.drainer.status()
     }
 }

@@ -92,7 +92,11 @@ pub struct TargetArgs {
 #[derive(Subcommand, Debug)]
 pub enum QueueCommand {
     /// Messages per lane, oldest ages, busiest destinations.
-    Stats,
+    Stats {
+        /// Every node of the cluster, side by side.
+        #[arg(long)]
+        cluster: bool,
+    },
     /// List messages.
     List {
         /// Only this lane.
@@ -151,6 +155,22 @@ pub enum QueueCommand {
         /// Recipient domain.
         domain: String,
     },
+    /// Hand every queued message to another node (to retire this one):
+    /// each is removed here only once the other node has spooled it.
+    Drain {
+        /// The other node's API, e.g. http://10.0.0.2:8025.
+        #[arg(long)]
+        to: String,
+        /// An API key of the other node with the admin scope (default:
+        /// $LANEWAY_DRAIN_KEY).
+        #[arg(long)]
+        key: Option<String>,
+        /// Start it and return; `laneway queue drain-status` follows it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// How the last drain went.
+    DrainStatus,
 }
 
 #[derive(Subcommand, Debug)]

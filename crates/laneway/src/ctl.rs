@@ -211,13 +211,30 @@ pub fn queue(t: TargetArgs, command: QueueCommand) -> ExitCode {
     let json = t.json;
     let done = |v: &serde_json::Value| println!("{}", serde_json::to_string(v).unwrap_or_default());
     match command {
-        QueueCommand::Stats => run(
+        QueueCommand::Stats { cluster: false } => run(
             &target,
             "GET",
             "/api/v1/queue",
             None,
             json,
             crate::print::print_stats,
+        ),
+        QueueCommand::Stats { cluster: true } => run(
+            &target,
+            "GET",
+            "/api/v1/cluster",
+            None,
+            json,
+            crate::print::print_cluster,
+        ),
+        QueueCommand::Drain { to, key, no_wait } => drain(&target, to, key, no_wait, json),
+        QueueCommand::DrainStatus => run(
+            &target,
+            "GET",
+            "/api/v1/queue/drain",
+            None,
+            json,
+            crate::print::print_drain,
         ),
         QueueCommand::List {
             lane,
@@ -299,6 +316,56 @@ pub fn queue(t: TargetArgs, command: QueueCommand) -> ExitCode {
             json,
             done,
         ),
+    }
+}
+
+/// `laneway queue drain`: starts the drain, then follows it until it ends.
+fn drain(target: &Target, to: String, key: Option<String>, no_wait: bool, json: bool) -> ExitCode {
+    let Some(key) = key.or_else(|| std::env::var("LANEWAY_DRAIN_KEY").ok()) else {
+        eprintln!("error: --key (or $LANEWAY_DRAIN_KEY): an admin API key of the node at {to}");
+        return ExitCode::FAILURE;
+    };
+    let body = serde_json::json!({"to": to, "key": key});
+    let started = run(
+        target,
+        "POST",
+        "/api/v1/queue/drain",
+        Some(body),
+        json,
+        |_| {},
+    );
+    if no_wait || started != ExitCode::SUCCESS {
+        return started;
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        match target.request("GET", "/api/v1/queue/drain", None) {
+            Ok((200, v)) => {
+                if v["state"] != "running" {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    } else {
+                        crate::print::print_drain(&v);
+                    }
+                    return if v["state"] == "done" {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
+                }
+                if !json {
+                    eprintln!("moved {}  remaining {}", v["moved"], v["remaining"]);
+                }
+            }
+            Ok((s, v)) => {
+                eprintln!("error ({s}): {v}");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
 }
 

@@ -28,6 +28,9 @@ pub trait OnSpooled: Send + Sync {
 pub struct Ingestor {
     store: Arc<DiskStore>,
     ids: IdGenerator,
+    floor: Option<MessageId>,
+    /// This node's name in a cluster (in `Received:`).
+    node: Option<String>,
     hostname: String,
     min_free_bytes: u64,
     lifecycle: Lifecycle,
@@ -47,12 +50,21 @@ impl Ingestor {
         Ingestor {
             store,
             ids: IdGenerator::new(floor),
+            floor,
+            node: None,
             hostname,
             min_free_bytes,
             lifecycle,
             on_spooled: None,
             auth: None,
         }
+    }
+
+    /// Makes this a node of a cluster: its name goes in `Received:` and
+    /// its tag in every new queue id (unique across nodes).
+    pub fn set_node(&mut self, node: &str) {
+        self.ids = IdGenerator::with_tag(self.floor, laneway_common::id::node_tag(node));
+        self.node = Some(node.to_string());
     }
 
     /// Sets the sender authentication (signing, bounce domains, suppression).
@@ -85,7 +97,13 @@ impl Ingestor {
 }
 
 /// The `Received:` field for a message (RFC 5321 §4.4, RFC 3848).
-pub fn received_field(hostname: &str, id: MessageId, env: &Envelope, now_secs: i64) -> String {
+pub fn received_field(
+    hostname: &str,
+    node: Option<&str>,
+    id: MessageId,
+    env: &Envelope,
+    now_secs: i64,
+) -> String {
     let o = &env.origin;
     let mut s = String::from("Received:");
     if o.helo.is_some() || o.peer.is_some() {
@@ -106,7 +124,12 @@ pub fn received_field(hostname: &str, id: MessageId, env: &Envelope, now_secs: i
         s.push_str(&format!("(using {tls})\r\n\t"));
     }
     let proto = o.protocol.as_deref().unwrap_or("local");
-    s.push_str(&format!("by {hostname} (Laneway) with {proto} id {id}"));
+    match node {
+        Some(n) => s.push_str(&format!(
+            "by {hostname} (Laneway node {n}) with {proto} id {id}"
+        )),
+        None => s.push_str(&format!("by {hostname} (Laneway) with {proto} id {id}")),
+    }
     if env.recipients.len() == 1 && env.recipients[0].address.is_ascii() {
         s.push_str(&format!("\r\n\tfor <{}>", env.recipients[0].address));
     }
@@ -166,7 +189,10 @@ impl Ingest for Ingestor {
                         recipients: back,
                         ..envelope.clone()
                     };
-                    let forward = auth.returned(&returned, &message, id).await;
+                    let forward = auth
+                        .returned(&returned, &message, id)
+                        .await
+                        .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
                     tracing::info!(id = %id, from = %envelope.sender, forwarded = forward.len(), "returned mail processed");
                     envelope
                         .recipients
@@ -206,7 +232,13 @@ impl Ingest for Ingestor {
             }
             let now = now_ms();
             envelope.queued_at_ms = now;
-            let received = received_field(&self.hostname, id, &envelope, (now / 1000) as i64);
+            let received = received_field(
+                &self.hostname,
+                self.node.as_deref(),
+                id,
+                &envelope,
+                (now / 1000) as i64,
+            );
             let mut data = Vec::with_capacity(received.len() + message.len());
             data.extend_from_slice(received.as_bytes());
             data.extend_from_slice(&message);
@@ -294,10 +326,15 @@ mod tests {
             ..Origin::local()
         };
         let env = Envelope::new("a@x", vec![laneway_common::Recipient::new("b@y")], origin);
-        let r = received_field("mx.test", MessageId::from_u64(0xabc), &env, 0);
+        let r = received_field("mx.test", None, MessageId::from_u64(0xabc), &env, 0);
         assert_eq!(
             r,
             "Received: from client.test ([192.0.2.1])\r\n\t(using TLSv1.3 TLS13_AES_128_GCM_SHA256)\r\n\tby mx.test (Laneway) with ESMTPS id 0000000000000abc\r\n\tfor <b@y>; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        );
+        let r = received_field("mx.test", Some("mx-2"), MessageId::from_u64(0xabc), &env, 0);
+        assert!(
+            r.contains("by mx.test (Laneway node mx-2) with ESMTPS id 0000000000000abc"),
+            "{r}"
         );
     }
 }

@@ -4,8 +4,10 @@
 
 mod admin;
 mod cli;
+mod cluster;
 mod config;
 mod ctl;
+mod drain;
 mod ingest;
 mod init;
 mod logging;

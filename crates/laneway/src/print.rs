@@ -14,6 +14,93 @@ fn cell(v: &Value) -> String {
     }
 }
 
+/// Human form of `GET /api/v1/cluster`.
+pub fn print_cluster(v: &Value) {
+    print!("{}", cluster_text(v));
+}
+
+/// The text of [`print_cluster`]: messages per lane (9 down to 0) with a
+/// column per node and the sum, then one row per node.
+pub fn cluster_text(v: &Value) -> String {
+    let nodes: Vec<&Value> = v["nodes"].as_array().into_iter().flatten().collect();
+    let names: Vec<String> = nodes.iter().map(|n| cell(&n["node"])).collect();
+    let mut cols: Vec<(&str, Align)> = vec![("lane", Align::Right)];
+    cols.extend(names.iter().map(|n| (n.as_str(), Align::Right)));
+    cols.push(("all", Align::Right));
+    let mut t = Table::new(&cols);
+    for lane in (0..=9u64).rev() {
+        let counts: Vec<u64> = nodes
+            .iter()
+            .map(|n| {
+                n["queue"]["lanes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|l| l["lane"].as_u64() == Some(lane))
+                    .and_then(|l| l["count"].as_u64())
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut row = vec![lane.to_string()];
+        row.extend(counts.iter().map(u64::to_string));
+        row.push(counts.iter().sum::<u64>().to_string());
+        t.row(row);
+    }
+    let mut out = t.render();
+    let mut t = Table::new(&[
+        ("node", Align::Left),
+        ("state", Align::Left),
+        ("messages", Align::Right),
+        ("ready", Align::Right),
+        ("deferred", Align::Right),
+        ("held", Align::Left),
+        ("updated", Align::Left),
+    ]);
+    for n in &nodes {
+        let held: Vec<String> = n["queue"]["suspended_domains"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(cell)
+            .collect();
+        t.row(vec![
+            cell(&n["node"]),
+            cell(&n["state"]),
+            cell(&n["queue"]["total"]),
+            cell(&n["queue"]["ready"]),
+            cell(&n["queue"]["deferred"]),
+            if held.is_empty() {
+                "-".into()
+            } else {
+                held.join(",")
+            },
+            cell(&n["updated"]),
+        ]);
+    }
+    out.push('\n');
+    out.push_str(&t.render());
+    if v["clustered"] == true && v["connected"] != true {
+        out.push_str("(Redis is unreachable from this node: only this node is shown)\n");
+    }
+    out
+}
+
+/// Human form of `GET /api/v1/queue/drain`.
+pub fn print_drain(v: &Value) {
+    println!(
+        "drain {} to {}: moved {} (already there {}), failed {}, remaining {}",
+        cell(&v["state"]),
+        cell(&v["to"]),
+        cell(&v["moved"]),
+        cell(&v["already_there"]),
+        cell(&v["failed"]),
+        cell(&v["remaining"])
+    );
+    if let Some(e) = v["error"].as_str() {
+        println!("error: {e}");
+    }
+}
+
 /// Human form of `GET /api/v1/queue`.
 pub fn print_stats(v: &Value) {
     print!("{}", stats_text(v));

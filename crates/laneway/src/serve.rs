@@ -50,17 +50,30 @@ pub fn main(path: Option<PathBuf>) -> ExitCode {
         }
         return ExitCode::FAILURE;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // in a cluster every log line names the node: each runtime thread
+    // (workers and blocking threads alike) runs inside a `node` span
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    let node_span = loaded.config.cluster.as_ref().map(|_| {
+        let node = crate::cluster::node_name(&loaded.config);
+        move || std::mem::forget(tracing::info_span!("node", node = %node).entered())
+    });
+    if let Some(enter) = node_span.clone() {
+        builder.on_thread_start(enter);
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the runtime");
             return ExitCode::FAILURE;
         }
     };
-    let result = rt.block_on(run(path, loaded.config));
+    let result = rt.block_on(async {
+        if let Some(enter) = node_span {
+            enter();
+        }
+        run(path, loaded.config).await
+    });
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,7 +128,6 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         temp_removed = report.temp_removed,
         "spool listed; reading it in the background"
     );
-    hold_destinations(&queue, &config);
     let floor = report.max_id;
     {
         let (q, dir, life) = (queue.clone(), dir.clone(), lifecycle.clone());
@@ -153,10 +165,14 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         lifecycle.clone(),
     );
     ingestor.set_on_spooled(queue.clone());
-    let events: Arc<dyn EventSink> = Arc::new(
-        Events::open(config.log.events.as_deref())
-            .with_context(|| format!("opening [log] events {:?}", config.log.events))?,
-    );
+    let node = crate::cluster::node_name(&config);
+    let mut events = Events::open(config.log.events.as_deref())
+        .with_context(|| format!("opening [log] events {:?}", config.log.events))?;
+    if config.cluster.is_some() {
+        ingestor.set_node(&node);
+        events = events.with_node(&node);
+    }
+    let events: Arc<dyn EventSink> = Arc::new(events);
     let policy =
         laneway_auth::Policy::from_config(&config).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     let auth_path = config.server.spool_dir.join("auth.redb");
@@ -166,12 +182,17 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
             .context("auth store task")?
             .context("opening the suppression and bounce-token store")?,
     );
-    let sender_auth = laneway_auth::SenderAuth::new(
-        policy,
-        auth_store.clone(),
-        auth_store.clone(),
-        events.clone(),
-    );
+    let status = crate::cluster::status(queue.clone(), lifecycle.clone(), node);
+    let cluster = crate::cluster::join(&config, &auth_store, &queue, status.clone())?;
+    let (suppressions, tokens): (
+        Arc<dyn laneway_auth::SuppressionStore>,
+        Arc<dyn laneway_auth::store::TokenStore>,
+    ) = match &cluster {
+        Some(c) => (c.suppressions(), c.tokens()),
+        None => (auth_store.clone(), auth_store.clone()),
+    };
+    hold_destinations(&queue, cluster.as_deref(), &config);
+    let sender_auth = laneway_auth::SenderAuth::new(policy, suppressions, tokens, events.clone());
     // tokens older than the bounce window are of no use: purged hourly
     // until this guard goes at the end of `run`
     let _purge = laneway_auth::writer::purge(
@@ -215,6 +236,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         hooks: Arc::new(crate::sender_auth::AuthHooks(sender_auth.clone())),
         events,
         lifecycle: lifecycle.clone(),
+        limits: cluster.as_ref().map(|c| c.limits()),
     });
     let delivering = tokio::spawn(dispatcher.clone().run());
     if config.outbound.tls_reports {
@@ -239,6 +261,8 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         queue.clone(),
         notifier_for_admin,
         sender_auth.suppressions().clone(),
+        status,
+        cluster.clone(),
     ));
     let render: laneway_api::MetricsRender = {
         let (h, q) = (prometheus.clone(), queue.clone());
@@ -298,6 +322,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
                 api: &api_handle,
                 sender_auth: &sender_auth,
                 own: &own,
+                cluster: cluster.as_deref(),
             }),
         }
     }
@@ -311,6 +336,9 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let drained = lifecycle.drained(config.server.grace_period).await;
     // bounce tokens queued by the last deliveries are recorded before exit
     sender_auth.close().await;
+    if let Some(c) = &cluster {
+        c.stop().await;
+    }
     if drained {
         tracing::info!("drained; exiting");
     } else {
@@ -419,6 +447,7 @@ struct Live<'a> {
     api: &'a laneway_api::Api,
     sender_auth: &'a laneway_auth::SenderAuth,
     own: &'a [std::net::SocketAddr],
+    cluster: Option<&'a laneway_cluster::Cluster>,
 }
 
 fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
@@ -429,6 +458,7 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
         api,
         sender_auth,
         own,
+        cluster,
     } = live;
     let Some(path) = path else {
         tracing::info!("SIGHUP: running the embedded default configuration; nothing to reload");
@@ -451,7 +481,7 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
                 sender_auth.reload(auth);
                 let outbound = laneway_outbound::Settings::from_config(&loaded.config);
                 queue.set_settings(queue_settings(&loaded.config, &outbound));
-                hold_destinations(queue, &loaded.config);
+                hold_destinations(queue, *cluster, &loaded.config);
                 dispatcher.reload(outbound, lookup, tls);
                 api.settings.store(Arc::new(api_settings(&loaded.config)));
                 if loaded.config.api.as_ref().map(|a| a.bind)
@@ -492,11 +522,17 @@ fn prepare(
     Ok((settings, lookup, tls, auth))
 }
 
-/// Suspends the destinations the configuration holds (`hold = true`).
-fn hold_destinations(queue: &Queue, config: &Config) {
-    for d in config.destinations.iter().filter(|d| d.hold) {
-        queue.suspend(&d.domain);
-        tracing::info!(domain = %d.domain, "destination held by configuration");
+/// Suspends the destinations the configuration holds (`hold = true`): on
+/// every node of a cluster.
+fn hold_destinations(queue: &Queue, cluster: Option<&laneway_cluster::Cluster>, config: &Config) {
+    let holds = crate::cluster::config_holds(config);
+    if let Some(c) = cluster {
+        c.holds().configure(&holds);
+        return;
+    }
+    for d in holds {
+        queue.suspend(&d);
+        tracing::info!(domain = %d, "destination held by configuration");
     }
 }
 

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use laneway_common::delivery::{Outcome, Stage, Status};
-use laneway_common::{Envelope, Lifecycle, MessageId, Priority, metrics};
-use laneway_spool::queue::{ConnGrant, ConnReport, Notifier, Queue, Take, WorkItem};
+use laneway_common::{Envelope, LaneSet, Lifecycle, MessageId, Priority, metrics};
+use laneway_spool::queue::{
+    ConnGrant, ConnReport, Notifier, Queue, SharedLimits, Slot, Take, WorkItem,
+};
 use tokio::sync::Semaphore;
 
 use crate::lookup::Lookup;
@@ -78,6 +80,7 @@ pub struct Dispatcher {
     pub(crate) source_turn: AtomicUsize,
     pub(crate) sts: crate::mta_sts::Cache,
     pub(crate) reports: crate::tlsrpt::Reports,
+    pub(crate) limits: Option<Arc<dyn SharedLimits>>,
 }
 
 /// What a dispatcher is made of.
@@ -98,6 +101,8 @@ pub struct Parts {
     pub events: Arc<dyn EventSink>,
     /// Shutdown and activity tracking.
     pub lifecycle: Lifecycle,
+    /// Limits shared with other nodes (`[cluster]`), if any.
+    pub limits: Option<Arc<dyn SharedLimits>>,
 }
 
 impl Dispatcher {
@@ -117,6 +122,7 @@ impl Dispatcher {
             source_turn: AtomicUsize::new(0),
             sts: Default::default(),
             reports: crate::tlsrpt::Reports::new(laneway_common::envelope::now_ms() / 1000),
+            limits: p.limits,
         })
     }
 
@@ -179,6 +185,7 @@ impl Dispatcher {
             match self.queue.take(grant) {
                 Take::Item(i) => {
                     tracing::debug!(id = %i.id, lane = %i.lane, site = %grant.site, "take");
+                    self.shared_rate(&grant.site).await;
                     return Some(i);
                 }
                 Take::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -195,8 +202,77 @@ impl Dispatcher {
         }
     }
 
-    /// One granted connection: open it, then carry items until done.
+    /// With shared limits: waits until the cluster's rate of the site lets
+    /// one more message go.
+    async fn shared_rate(&self, site: &str) {
+        let Some(limits) = &self.limits else { return };
+        let Some(rate) = self.queue.site_limits(site).and_then(|l| l.rate) else {
+            return;
+        };
+        while let Some(wait) = limits.send(site, rate).await {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.lifecycle.shutdown_requested() => return,
+            }
+        }
+    }
+
+    /// One granted connection: a shared slot first (with `[cluster]`),
+    /// then open it and carry items until done.
     async fn connection(self: Arc<Self>, mut grant: ConnGrant) {
+        let lease = match &self.limits {
+            None => None,
+            Some(l) => match self.shared_slot(l.as_ref(), &mut grant).await {
+                Ok(lease) => Some(lease),
+                Err(wait) => {
+                    tracing::debug!(site = %grant.site, wait = ?wait, "every slot of the site is taken across the cluster");
+                    let report = ConnReport {
+                        shared_full_ms: (wait.as_millis() as u64).max(1),
+                        ..ConnReport::default()
+                    };
+                    self.release(grant, report);
+                    return;
+                }
+            },
+        };
+        self.clone().carry(grant).await;
+        if let (Some(l), Some(lease)) = (&self.limits, lease) {
+            l.disconnect(lease);
+        }
+    }
+
+    /// A slot of the site across the cluster: a regular one, else — for
+    /// urgent mail — one of the reserved ones, and then the connection
+    /// carries only the lanes that may use them. `Err` with how long to
+    /// wait when every slot it may use is taken.
+    async fn shared_slot(
+        &self,
+        limits: &dyn SharedLimits,
+        grant: &mut ConnGrant,
+    ) -> Result<laneway_spool::queue::Lease, Duration> {
+        let site = self.queue.site_limits(&grant.site).unwrap_or_default();
+        let wait = match limits.connect(&grant.site, &site, false).await {
+            Slot::Granted(lease) => return Ok(lease),
+            Slot::Full(wait) => wait,
+        };
+        let urgent = LaneSet::range(site.reserved_min_lane, Priority::MAX);
+        let has_urgent = self
+            .queue
+            .highest_ready(&grant.site, grant.lanes)
+            .is_some_and(|l| l >= site.reserved_min_lane);
+        if site.reserved == 0 || !has_urgent {
+            return Err(wait);
+        }
+        match limits.connect(&grant.site, &site, true).await {
+            Slot::Granted(lease) => {
+                grant.lanes = LaneSet::from_bits(grant.lanes.bits() & urgent.bits());
+                Ok(lease)
+            }
+            Slot::Full(wait) => Err(wait),
+        }
+    }
+
+    async fn carry(self: Arc<Self>, mut grant: ConnGrant) {
         let mut report = ConnReport::default();
         let Some(mut item) = self.next_item(&mut grant, None).await else {
             self.release(grant, report);

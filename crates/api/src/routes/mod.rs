@@ -1,6 +1,7 @@
 //! One module per group of endpoints.
 
 pub mod admin;
+pub mod cluster;
 pub mod health;
 pub mod openapi;
 pub mod submit;

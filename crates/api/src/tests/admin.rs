@@ -153,3 +153,94 @@ async fn admin_endpoints() {
         ]
     );
 }
+
+/// The cluster view, the import a drain calls and the drain itself: bad
+/// input is a 400 naming the field, and reaches nothing.
+#[tokio::test]
+async fn cluster_and_drain_endpoints() {
+    let t = setup();
+    let null = Value::Null;
+    let envelope = json!({"sender": "a@x.test", "recipients": [{"address": "b@y.test"}], "origin": {"door": "smtp", "name": "mx", "trusted": true}, "queued_at_ms": 1});
+    let import = |lane: u64, envelope: &Value| json!({"id": "0000000000000abc", "lane": lane, "envelope": envelope, "state": {}, "message": "U3ViamVjdDogeA0KDQp4DQo="});
+    // (method, path, body, status, field at fault)
+    let table: Vec<(&str, &str, Value, StatusCode, Option<&str>)> = vec![
+        ("GET", "/api/v1/cluster", null.clone(), StatusCode::OK, None),
+        (
+            "GET",
+            "/api/v1/queue/drain",
+            null.clone(),
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/queue/drain",
+            json!({"to": "ftp://x", "key": "k"}),
+            StatusCode::BAD_REQUEST,
+            Some("to"),
+        ),
+        (
+            "POST",
+            "/api/v1/queue/drain",
+            json!({"to": "http://10.0.0.2:8025", "key": " "}),
+            StatusCode::BAD_REQUEST,
+            Some("key"),
+        ),
+        (
+            "POST",
+            "/api/v1/queue/drain",
+            json!({"to": "http://10.0.0.2:8025", "key": "k", "extra": 1}),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/queue/drain",
+            json!({"to": "http://10.0.0.2:8025", "key": "k"}),
+            StatusCode::ACCEPTED,
+            None,
+        ),
+        (
+            "POST",
+            "/api/v1/queue/import",
+            import(12, &envelope),
+            StatusCode::BAD_REQUEST,
+            Some("lane"),
+        ),
+        (
+            "POST",
+            "/api/v1/queue/import",
+            import(
+                4,
+                &json!({"sender": "a@x.test", "recipients": [], "origin": envelope["origin"], "queued_at_ms": 1}),
+            ),
+            StatusCode::BAD_REQUEST,
+            Some("envelope.recipients"),
+        ),
+        (
+            "POST",
+            "/api/v1/queue/import",
+            import(4, &envelope),
+            StatusCode::CREATED,
+            None,
+        ),
+    ];
+    for (method, path, body, want, field) in table {
+        let (s, v) = call(&t, method, path, "admin-token", &[], body).await;
+        assert_eq!(s, want, "{method} {path}: {v}");
+        if let Some(f) = field {
+            assert_eq!(v["error"]["field"], f, "{v}");
+        }
+    }
+    // a send-only key may do none of it
+    let (s, _) = call(&t, "GET", "/api/v1/cluster", "send-token", &[], null).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let calls = t.admin.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![
+            "drain http://10.0.0.2:8025".to_string(),
+            "import 0000000000000abc 4".into()
+        ]
+    );
+}

@@ -156,6 +156,43 @@ impl Admin for FakeAdmin {
         let found = a != "nobody@example.net";
         Box::pin(async move { Ok(found) })
     }
+    fn cluster(&self) -> BoxFuture<'_, laneway_common::admin::ClusterView> {
+        Box::pin(async {
+            laneway_common::admin::ClusterView {
+                node: "api.test".into(),
+                clustered: false,
+                connected: false,
+                nodes: vec![],
+            }
+        })
+    }
+    fn import(
+        &self,
+        m: laneway_common::admin::ImportedMessage,
+    ) -> BoxFuture<'_, Result<bool, AdminError>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("import {} {}", m.id, m.lane));
+        Box::pin(async { Ok(true) })
+    }
+    fn drain(
+        &self,
+        r: laneway_common::admin::DrainRequest,
+    ) -> Result<laneway_common::admin::DrainStatus, AdminError> {
+        self.calls.lock().unwrap().push(format!("drain {}", r.to));
+        Ok(laneway_common::admin::DrainStatus {
+            state: "running".into(),
+            to: Some(r.to),
+            ..Default::default()
+        })
+    }
+    fn drain_status(&self) -> laneway_common::admin::DrainStatus {
+        laneway_common::admin::DrainStatus {
+            state: "idle".into(),
+            ..Default::default()
+        }
+    }
 }
 
 pub(crate) struct T {

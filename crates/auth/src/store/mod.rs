@@ -41,8 +41,8 @@ use laneway_common::MessageId;
 use laneway_common::ingest::BoxFuture;
 use redb::{Database, TableDefinition};
 
-pub use suppressions::{Scope, Suppression};
-pub use tokens::TokenInfo;
+pub use suppressions::{Scope, Suppression, normalised};
+pub use tokens::{TokenInfo, TokenPage};
 
 /// A suppression to record.
 #[derive(Debug, Clone, PartialEq, Eq)]

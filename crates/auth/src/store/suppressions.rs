@@ -217,6 +217,12 @@ fn normalise_address(address: &str) -> Result<String, StoreError> {
     })
 }
 
+/// The sender domain and address as every backend stores them
+/// (normalised as [`Store::suppress`] does), for keys elsewhere.
+pub fn normalised(sender_domain: &str, address: &str) -> Result<(String, String), StoreError> {
+    Ok((domain_part(sender_domain)?, normalise_address(address)?))
+}
+
 /// `sender domain NUL address`.
 fn entry_key(sender_domain: &str, address: &str) -> Result<Vec<u8>, StoreError> {
     let mut k = domain_part(sender_domain)?.into_bytes();

@@ -165,6 +165,57 @@ impl Store {
     }
 }
 
+/// A page of [`Store::tokens`].
+pub type TokenPage = (
+    Vec<(MessageId, Option<u16>, TokenInfo)>,
+    Option<(MessageId, Option<u16>)>,
+);
+
+impl Store {
+    /// Up to `limit` tokens that expire after `now` (ms), in key order after
+    /// `after`, and where the next page starts (`None` at the end): for
+    /// copying every live token somewhere else.
+    pub fn tokens(
+        &self,
+        after: Option<(MessageId, Option<u16>)>,
+        limit: usize,
+        now: u64,
+    ) -> Result<TokenPage, StoreError> {
+        let txn = redb::ReadableDatabase::begin_read(&*self.db).map_err(db)?;
+        let table = txn.open_table(TOKENS).map_err(db)?;
+        let start = after.map(|(id, r)| key(id, r));
+        let range = match &start {
+            Some(k) => (
+                std::ops::Bound::Excluded(k.as_slice()),
+                std::ops::Bound::Unbounded,
+            ),
+            None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+        };
+        let mut out = Vec::new();
+        for entry in table.range::<&[u8]>(range).map_err(db)? {
+            let (k, v) = entry.map_err(db)?;
+            let k = k.value();
+            let Ok(head) = <[u8; 8]>::try_from(&k[..k.len().min(8)]) else {
+                return Err(StoreError::Corrupt("tokens"));
+            };
+            if k.len() != 10 {
+                return Err(StoreError::Corrupt("tokens"));
+            }
+            let id = MessageId::from_u64(u64::from_be_bytes(head));
+            let idx = u16::from_be_bytes([k[8], k[9]]);
+            let rcpt = (idx != WHOLE_MESSAGE).then_some(idx);
+            let info = TokenInfo::decode(v.value()).ok_or(StoreError::Corrupt("tokens"))?;
+            if info.expires_at > now {
+                out.push((id, rcpt, info));
+            }
+            if out.len() == limit.max(1) {
+                return Ok((out, Some((id, rcpt))));
+            }
+        }
+        Ok((out, None))
+    }
+}
+
 /// Inserts tokens and their expiry-index entries into `txn`.
 fn insert_tokens<'a>(
     txn: &WriteTransaction,

@@ -5,6 +5,7 @@
 //! loader reports every problem it can find at once rather than stopping at
 //! the first: each table is read on its own, then the whole is validated.
 
+mod cluster;
 mod inbound;
 mod outbound;
 mod queue;
@@ -15,6 +16,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use cluster::*;
 pub use inbound::*;
 pub use outbound::*;
 pub use queue::*;
@@ -58,6 +60,8 @@ pub struct Config {
     pub auth: Auth,
     /// `[[domain]]`: sender domains Laneway signs and rewrites for.
     pub domains: Vec<SenderDomain>,
+    /// `[cluster]`: absent means one node on its own.
+    pub cluster: Option<Cluster>,
 }
 
 /// Every problem found in a configuration, one line each.
@@ -121,8 +125,9 @@ impl Config {
                 "metrics" => cfg.metrics = Some(section(&mut errors, "[metrics]", value)),
                 "auth" => cfg.auth = section(&mut errors, "[auth]", value),
                 "domain" => cfg.domains = array(&mut errors, "domain", value),
+                "cluster" => cfg.cluster = Some(section(&mut errors, "[cluster]", value)),
                 other => errors.push(format!(
-                    "unknown table or key `{other}` (known: server, listener, tls, relay, smtp_user, queue, spool, outbound, destination, route, dns, log, api, metrics, auth, domain)"
+                    "unknown table or key `{other}` (known: server, listener, tls, relay, smtp_user, queue, spool, outbound, destination, route, dns, log, api, metrics, auth, domain, cluster)"
                 )),
             }
         }

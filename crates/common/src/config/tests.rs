@@ -173,3 +173,38 @@ via = "h:25"
         );
     }
 }
+
+#[test]
+fn cluster_keys_are_checked() {
+    let c = load(
+        "[server]\nhostname = \"mx1.example.org\"\n[cluster]\nredis = \"redis://10.0.0.9:6379\"\n",
+    )
+    .unwrap()
+    .config;
+    let k = c.cluster.as_ref().unwrap();
+    assert_eq!(k.node(&c.server.hostname), "mx1.example.org");
+    assert_eq!(
+        (k.lease, k.prefix.as_str()),
+        (std::time::Duration::from_secs(30), "lw:")
+    );
+    let err = load(
+        "[cluster]\nredis = \"http://10.0.0.9\"\nlease = \"100ms\"\nnode_id = \"mx 1\"\nprefix = \"\"\nredis_ca = \"/nonexistent/ca.pem\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    for needle in [
+        "[cluster] redis = \"http://10.0.0.9\"",
+        "[cluster] lease",
+        "[cluster] node_id = \"mx 1\"",
+        "[cluster] prefix",
+        "[cluster] redis_ca /nonexistent/ca.pem",
+    ] {
+        assert!(err.contains(needle), "{needle} missing in:\n{err}");
+    }
+    assert!(
+        load("[cluster]\nredis = \"redis://x\"\nport = 1\n")
+            .unwrap_err()
+            .to_string()
+            .contains("port")
+    );
+}

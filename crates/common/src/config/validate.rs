@@ -48,6 +48,9 @@ impl Config {
         if let Some(p) = &mut self.log.events {
             fix(p);
         }
+        if let Some(p) = self.cluster.as_mut().and_then(|c| c.redis_ca.as_mut()) {
+            fix(p);
+        }
         // spool_dir stays relative to the working directory, as the
         // embedded default `./spool` promises.
     }
@@ -174,6 +177,36 @@ impl Config {
             }
         }
         self.validate_outbound(errors, warnings);
+        if let Some(c) = &self.cluster {
+            let scheme = c.redis.split_once("://").map(|(s, _)| s);
+            if !matches!(scheme, Some("redis" | "rediss")) {
+                errors.push(format!(
+                    "[cluster] redis = {:?}: a redis:// or rediss:// URL",
+                    c.redis
+                ));
+            }
+            if c.lease < std::time::Duration::from_secs(1) {
+                errors.push("[cluster] lease must be at least \"1s\"".into());
+            }
+            if c.prefix.is_empty() || c.prefix.contains(char::is_whitespace) {
+                errors.push("[cluster] prefix must be non-empty, without spaces".into());
+            }
+            if let Some(n) = &c.node_id
+                && (n.is_empty()
+                    || !n
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)))
+            {
+                errors.push(format!(
+                    "[cluster] node_id = {n:?}: letters, digits, '-', '_' and '.' only"
+                ));
+            }
+            if let Some(p) = &c.redis_ca
+                && let Err(e) = std::fs::metadata(p)
+            {
+                errors.push(format!("[cluster] redis_ca {}: {e}", p.display()));
+            }
+        }
         if let Some(api) = &self.api {
             let mut names = std::collections::HashSet::new();
             for k in &api.key {
