@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod bench;
+mod cluster;
 mod daemon;
 mod delivery;
 mod hardening;

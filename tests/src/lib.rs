@@ -6,6 +6,7 @@
 pub mod dns;
 pub mod http;
 pub mod https;
+pub mod redis;
 pub mod smtp;
 pub mod tls;
 

@@ -1,0 +1,136 @@
+//! What the nodes share besides limits: a bounce that comes back to any
+//! node suppresses on all of them, and a hold made on one holds on all.
+
+use laneway_bench::sink::{Sink, SinkConfig};
+use laneway_tests::redis::Redis;
+use laneway_tests::smtp::Client;
+use laneway_tests::{DEADLINE, Daemon, eventually};
+
+use super::*;
+
+/// The VERP set-up every node shares (the same bounce secret).
+fn verp(dir: &std::path::Path) -> String {
+    let secret = dir.join("bounce.secret");
+    std::fs::write(&secret, "one secret shared by every node of the cluster").unwrap();
+    format!(
+        "[auth]\nbounce_secret_file = \"{}\"\n[[domain]]\nname = \"sender.test\"\nbounce_domain = \"bounces.sender.test\"\n",
+        secret.display()
+    )
+}
+
+/// A message node A sent bounces, and the bounce reaches node C: the
+/// recipient is suppressed on A, B and C.
+#[test]
+fn a_bounce_to_any_node_suppresses_on_every_node() {
+    let Some(redis) = Redis::start("cluster::shared::bounce") else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let extra = verp(keys.path());
+    let sink = Sink::spawn(SinkConfig::default());
+    let nodes: Vec<Daemon> = ["a", "b", "c"]
+        .iter()
+        .map(|n| Daemon::start(&node(&redis, n, &sink, &extra)))
+        .collect();
+    wait_joined(&nodes.iter().collect::<Vec<_>>());
+    let (a, c) = (&nodes[0], &nodes[2]);
+    let id = submit_many(a, "app@sender.test", "bob@remote.test", 1, 4).remove(0);
+    assert_eq!(sink.wait_blocking(1, DEADLINE), 1);
+    let verp = sink.messages()[0].from.clone();
+    assert!(verp.ends_with("@bounces.sender.test"), "{verp}");
+    // the token reaches Redis in A's next batch (within ms; a real
+    // bounce takes longer to come back)
+    eventually("A's bounce token in Redis", || {
+        redis.command(&["KEYS", "lw:tok:*"]).contains(&id)
+    });
+    // the remote MTA returns its DSN to another node behind the bounce MX
+    let mut s = Client::connect_from(c.addr("in"), Some("127.0.0.2"));
+    s.greeting("220");
+    s.cmd("EHLO mx.remote.test", "250");
+    s.cmd("MAIL FROM:<>", "250");
+    s.cmd(&format!("RCPT TO:<{verp}>"), "250");
+    s.cmd("DATA", "354");
+    s.send(
+        format!(
+            "From: MAILER-DAEMON@remote.test\r\nTo: {verp}\r\nSubject: Undelivered Mail\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nNo such user.\r\n--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.remote.test\r\n\r\nFinal-Recipient: rfc822; bob@remote.test\r\nAction: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <bob@remote.test>: user unknown\r\n\r\n--b1--\r\n.\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(s.reply().starts_with("250"));
+    assert!(
+        c.wait_log(|l| l.contains("result=\"bounced\"") && l.contains(&id)),
+        "node C decoded node A's token"
+    );
+    for (n, d) in nodes.iter().enumerate() {
+        eventually(&format!("suppressed on node {n}"), || {
+            suppressed(d, "bob@remote.test")
+        });
+        // and applied: the next message to bob is refused at RCPT
+        let mut s = Client::hello(d.addr("in"));
+        s.cmd("MAIL FROM:<app@sender.test>", "250");
+        s.cmd("RCPT TO:<bob@remote.test>", "550 5.7.1");
+    }
+}
+
+/// `suspend` on node B holds the destination on A and C too, and a
+/// `[[destination]] hold` in C's configuration holds on A and B;
+/// `resume` on B releases it everywhere.
+#[test]
+fn a_hold_on_one_node_holds_on_every_node() {
+    let Some(redis) = Redis::start("cluster::shared::holds") else {
+        return;
+    };
+    let sink = Sink::spawn(SinkConfig::default());
+    // a site is held while any of its domains is: free.test goes elsewhere
+    let free = Sink::spawn(SinkConfig::default());
+    let route = format!(
+        "[[route]]\ndomain = \"free.test\"\nvia = \"{}\"\n",
+        free.addr
+    );
+    let held_by_config = format!("{route}[[destination]]\ndomain = \"held.test\"\nhold = true\n");
+    let nodes: Vec<Daemon> = [
+        ("a", route.clone()),
+        ("b", route.clone()),
+        ("c", held_by_config),
+    ]
+    .iter()
+    .map(|(n, extra)| Daemon::start(&node(&redis, n, &sink, extra)))
+    .collect();
+    wait_joined(&nodes.iter().collect::<Vec<_>>());
+    let (a, b, c) = (&nodes[0], &nodes[1], &nodes[2]);
+    let out = b.cli(&["queue", "suspend", "example.test"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held = |d: &Daemon, what: &str| {
+        cli_json(d, &["queue", "stats"])["suspended_domains"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|x| x == what))
+    };
+    for d in [a, b, c] {
+        eventually("example.test held everywhere", || held(d, "example.test"));
+        eventually("held.test held everywhere", || held(d, "held.test"));
+    }
+    submit_many(a, "app@sender.test", "u@example.test", 1, 4);
+    submit_many(c, "app@sender.test", "u@example.test", 1, 9);
+    submit_many(b, "app@sender.test", "u@held.test", 1, 4);
+    // mail to a destination that is not held, sent after, goes at once
+    submit_many(a, "app@sender.test", "u@free.test", 1, 4);
+    submit_many(c, "app@sender.test", "u@free.test", 1, 4);
+    assert_eq!(free.wait_blocking(2, DEADLINE), 2);
+    assert_eq!(sink.count(), 0, "nothing held left");
+    let out = b.cli(&["queue", "resume", "example.test"]);
+    assert!(out.status.success());
+    let out = a.cli(&["queue", "resume", "held.test"]);
+    assert!(out.status.success());
+    assert_eq!(sink.wait_blocking(3, DEADLINE), 3, "released on A, B and C");
+    for d in [a, b, c] {
+        eventually("nothing held", || {
+            cli_json(d, &["queue", "stats"])["suspended_domains"]
+                .as_array()
+                .is_some_and(|l| l.is_empty())
+        });
+    }
+}
