@@ -556,3 +556,55 @@ async fn a_suspended_destination_keeps_its_mail() {
     assert_eq!(g.len(), 1);
     item(f.queue.take(&mut g[0]));
 }
+
+/// A notifier whose first notice waits until the test opens the gate.
+#[derive(Default)]
+struct Gate {
+    calls: AtomicU64,
+    entered: tokio::sync::Notify,
+    open: tokio::sync::Notify,
+}
+
+impl Notifier for Gate {
+    fn notify<'a>(&'a self, _original: &'a Spooled, _n: Notice) -> BoxFuture<'a, ()> {
+        let first = self.calls.fetch_add(1, Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            if first {
+                self.entered.notify_one();
+                self.open.notified().await;
+            }
+        })
+    }
+}
+
+/// Two sites fail one message's recipients at the same time: its files
+/// stay until the last DSN is written (the completion that finished the
+/// message used to remove them while the other still needed them).
+#[tokio::test]
+async fn a_message_stays_until_its_last_dsn_is_written() {
+    let f = fixture(QueueSettings::default());
+    let id = f.add(lane(4), &["x@a.test", "y@b.test"]);
+    let mut g = f.resolve_all(SiteLimits::default());
+    assert_eq!(g.len(), 2, "one grant per site");
+    let (ia, ib) = (item(f.queue.take(&mut g[0])), item(f.queue.take(&mut g[1])));
+    let gate = Gate::default();
+    let first = f
+        .queue
+        .complete(&ia, vec![(ia.recipients[0].0, failed("gone"))], &gate);
+    tokio::pin!(first);
+    tokio::select! {
+        _ = &mut first => panic!("the first notice waits for the gate"),
+        _ = gate.entered.notified() => {}
+    }
+    f.queue
+        .complete(&ib, vec![(ib.recipients[0].0, failed("gone"))], &gate)
+        .await;
+    assert!(
+        f.store.get(id, lane(4)).is_ok(),
+        "kept while the first DSN is being written"
+    );
+    gate.open.notify_one();
+    first.await;
+    assert!(f.store.get(id, lane(4)).is_err(), "removed after the last");
+    assert!(f.queue.is_empty());
+}
