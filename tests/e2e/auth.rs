@@ -271,7 +271,7 @@ fn verp_bounces_come_back_and_suppress() {
         "{list}"
     );
     assert!(
-        s.d.wait_log(|l| l.contains("result=\"bounced\"") && l.contains(&id)),
+        s.d.wait_log(|l| l.contains("event=\"returned\"") && l.contains(&id)),
         "a bounced event tied to the original message"
     );
     // the next message to the suppressed recipient is refused at RCPT
@@ -348,13 +348,11 @@ fn hard_bounces_during_delivery_suppress_and_policy_refusals_do_not() {
     for (local, ..) in CASES {
         let rcpt = format!("{local}@remote.test");
         assert!(
-            s.d.wait_log(|l| l.contains(&rcpt) && l.contains("result=\"failed\"")),
+            s.d.wait_log(|l| l.contains(&rcpt) && l.contains("event=\"bounce\"")),
             "{rcpt} failed"
         );
     }
-    assert!(
-        s.d.wait_log(|l| l.contains("innocent@remote.test") && l.contains("result=\"failed\""))
-    );
+    assert!(s.d.wait_log(|l| l.contains("innocent@remote.test") && l.contains("event=\"bounce\"")));
     for (local, _, suppressed) in CASES {
         let rcpt = format!("{local}@remote.test");
         if *suppressed {

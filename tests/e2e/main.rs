@@ -6,5 +6,6 @@ mod bench;
 mod cluster;
 mod daemon;
 mod delivery;
+mod events;
 mod hardening;
 mod smtp;

@@ -176,6 +176,10 @@ fn connect_bound(local: SocketAddr, remote: SocketAddr) -> TcpStream {
     // std cannot bind before connect; use a socket from rustix.
     use rustix::net::{AddressFamily, SocketType, bind, connect, socket};
     let fd = socket(AddressFamily::INET, SocketType::STREAM, None).expect("socket");
+    // with port 0 the kernel picks the port at bind time, against every
+    // socket of the address: under the churn of parallel tests the range
+    // can look full unless ports left in TIME_WAIT may be taken again
+    rustix::net::sockopt::set_socket_reuseaddr(&fd, true).expect("SO_REUSEADDR");
     bind(&fd, &local).expect("bind local address");
     connect(&fd, &remote).expect("connect");
     TcpStream::from(fd)

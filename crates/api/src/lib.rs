@@ -116,6 +116,11 @@ fn routes(ctx: Ctx) -> Router {
             post(routes::cluster::drain).get(routes::cluster::drain_status),
         )
         .route("/api/v1/cluster", get(routes::cluster::view))
+        .route("/api/v1/events", get(routes::events::list))
+        .route(
+            "/api/v1/messages/{id}/events",
+            get(routes::events::of_message),
+        )
         .route(
             "/api/v1/messages/{id}",
             get(routes::admin::detail).delete(routes::admin::delete),

@@ -16,6 +16,7 @@ use laneway_common::config::{Auth, Config};
 use laneway_common::delivery::Outcome;
 use laneway_common::domain::may_send_as;
 use laneway_common::envelope::{Envelope, domain_of};
+use laneway_common::events::EventType;
 use laneway_common::headers;
 use laneway_common::{IngestError, MessageId, Priority, RecipientVerdict, Reply};
 
@@ -89,8 +90,8 @@ pub struct ReturnedDecision {
     pub sender: String,
     /// The recipient the report is about.
     pub recipient: String,
-    /// `bounced` or `complained`.
-    pub result: &'static str,
+    /// [`EventType::Returned`] (a bounce) or [`EventType::Complaint`].
+    pub kind: EventType,
     /// The status and diagnostic the report gave.
     pub reply: String,
     /// The suppression it causes, if any.
@@ -416,10 +417,10 @@ impl Policy {
             )
             .trim()
             .to_string();
-            let result = match b.class {
-                Class::Complaint => "complained",
+            let (kind, word) = match b.class {
+                Class::Complaint => (EventType::Complaint, "complained"),
                 Class::Success => continue,
-                _ => "bounced",
+                _ => (EventType::Returned, "bounced"),
             };
             let scope = match b.class {
                 c if c.suppresses() => Some(Scope::All),
@@ -431,12 +432,12 @@ impl Policy {
                 lane: info.lane,
                 sender: info.sender.clone(),
                 recipient: info.recipient.clone(),
-                result,
+                kind,
                 reply,
                 suppress: scope.map(|scope| NewSuppression {
                     sender_domain: info.sender_domain.clone(),
                     address: info.recipient.clone(),
-                    reason: format!("{result} {status}").trim().to_string(),
+                    reason: format!("{word} {status}").trim().to_string(),
                     scope,
                     since: now_ms / 1000,
                 }),

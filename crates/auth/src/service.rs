@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use laneway_common::delivery::Outcome;
+use laneway_common::delivery::{BounceClass, Status};
 use laneway_common::envelope::{Envelope, domain_of, now_ms};
-use laneway_common::events::{DeliveryEvent, EventSink};
+use laneway_common::events::{Event, EventSink, EventType};
 use laneway_common::{IngestError, MessageId, Priority, RecipientVerdict, Reply};
 
 use crate::policy::{Dkim, Policy};
@@ -80,11 +81,13 @@ impl SenderAuth {
             return RecipientVerdict::Accept;
         }
         match self.suppressions.check(&domain_of(sender), rcpt).await {
-            Ok(Some(s)) if s.scope == Scope::All => RecipientVerdict::Refuse(Reply::new(
-                550,
-                (5, 7, 1),
-                format!("recipient suppressed ({})", s.reason),
-            )),
+            Ok(Some(s)) if s.scope == Scope::All => {
+                // refused before the message has a queue id
+                let why = format!("recipient suppressed ({})", s.reason);
+                let e = Event::new(EventType::Suppressed, "", 0, sender, rcpt);
+                self.record_event(e, &why);
+                RecipientVerdict::Refuse(Reply::new(550, (5, 7, 1), why))
+            }
             Ok(_) => RecipientVerdict::Accept,
             Err(e) => {
                 tracing::error!(error = %e, "suppression lookup failed");
@@ -93,24 +96,21 @@ impl SenderAuth {
         }
     }
 
-    fn event(&self, id: &str, lane: u8, from: &str, rcpt: &str, result: &'static str, reply: &str) {
-        self.events.record(&DeliveryEvent {
-            ts_ms: (self.clock)(),
-            id: id.to_string(),
-            lane,
-            from,
-            rcpt,
-            result,
-            stage: "local",
-            status: String::new(),
-            reply,
-            next_hop: None,
-            tls: None,
-            tls_policy: None,
-            attempt: 0,
-            queue_time_ms: 0,
-            next_attempt_ms: None,
-        });
+    /// An event about mail that was not delivered but read or skipped here.
+    fn event(&self, kind: EventType, id: MessageId, lane: u8, from: &str, rcpt: &str, why: &str) {
+        self.record_event(Event::new(kind, id, lane, from, rcpt), why);
+    }
+
+    fn record_event(&self, mut e: Event, why: &str) {
+        e.stage = Some("local".into());
+        e.description = Some(why.to_string());
+        if let Some(s) = why.split_whitespace().next().and_then(Status::parse) {
+            e.status = Some(s.to_string());
+            if !matches!(e.kind, EventType::Complaint | EventType::Suppressed) {
+                e.bounce_class = Some(BounceClass::of_status(s).as_str().to_string());
+            }
+        }
+        self.events.record(e);
     }
 
     /// For trusted submissions (CPU work: run it on a blocking thread):
@@ -158,14 +158,16 @@ impl SenderAuth {
                 && p.stops(&s, lane)
             {
                 let why = format!("suppressed ({})", s.reason);
-                self.event(
-                    &id.to_string(),
+                let mut e = Event::new(
+                    EventType::Suppressed,
+                    id,
                     lane.get(),
                     &env.sender,
                     &r.address,
-                    "suppressed",
-                    &why,
                 );
+                e.metadata = env.metadata.clone();
+                e.orcpt = r.orcpt.clone();
+                self.record_event(e, &why);
                 out.push((r.address.clone(), why));
             }
         }
@@ -223,11 +225,11 @@ impl SenderAuth {
             }
             for d in p.returned(orig_id, &info, report.as_ref(), now) {
                 self.event(
-                    &d.original.to_string(),
+                    d.kind,
+                    d.original,
                     d.lane,
                     &d.sender,
                     &d.recipient,
-                    d.result,
                     &d.reply,
                 );
                 if let Some(s) = &d.suppress {

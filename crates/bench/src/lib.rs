@@ -1,5 +1,6 @@
 //! Benchmark and test tooling for Laneway: a counting SMTP [`sink`] that
-//! works as the remote MX of tests and benchmarks, the load generator
+//! works as the remote MX of tests and benchmarks, a signature-checking
+//! [`webhook`] receiver, the load generator
 //! [`blast`], and the benchmark [`scenarios`] (which run against Laneway
 //! and against any other relay, Postfix included, on the same machine).
 
@@ -8,6 +9,7 @@ pub mod daemon;
 pub mod http;
 pub mod scenarios;
 pub mod sink;
+pub mod webhook;
 
 /// The end of the first complete SMTP reply in `buf`, if there is one.
 pub fn complete_reply(buf: &[u8]) -> Option<usize> {

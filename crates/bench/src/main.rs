@@ -137,6 +137,9 @@ enum Command {
         /// Also blast straight into a sink (the harness's own limit).
         #[arg(long)]
         ceiling: bool,
+        /// Laneway also sends every event to a webhook receiver.
+        #[arg(long)]
+        webhook: bool,
     },
     /// Scenario 2: lane-9 latency behind a lane-0 backlog to a slow destination.
     Urgent {
@@ -238,12 +241,14 @@ async fn run(cmd: Command) -> Result<(), String> {
             target,
             load,
             ceiling,
+            webhook,
         } => {
             let sys = target.system();
             scenarios::throughput(
                 &sys,
                 load.blast("127.0.0.1:1".parse().expect("addr"), None),
                 ceiling,
+                webhook,
             )
             .await
         }

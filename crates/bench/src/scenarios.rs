@@ -110,8 +110,39 @@ async fn setup(system: &System, sink_cfg: SinkConfig, extra: &str) -> Result<Set
 
 /// Scenario 1: end-to-end relay rate into a fast sink, and the harness's
 /// own ceiling (the same blast straight into the sink).
-pub async fn throughput(system: &System, b: Blast, ceiling: bool) -> Result<(), String> {
-    let s = setup(system, SinkConfig::default(), "").await?;
+/// With `webhook`, Laneway also sends every event (a reception and a
+/// delivery per message) to a signature-checking receiver, and the figures
+/// say how long the last one took to arrive.
+pub async fn throughput(
+    system: &System,
+    b: Blast,
+    ceiling: bool,
+    webhook: bool,
+) -> Result<(), String> {
+    let secret = b"a benchmark webhook secret";
+    let hook = if webhook {
+        let System::Laneway { dir, .. } = system else {
+            return Err("--webhook needs a Laneway this tool starts".into());
+        };
+        let r = crate::webhook::Receiver::start(secret)
+            .await
+            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let path = dir.join("webhook.secret");
+        std::fs::write(&path, secret).map_err(|e| e.to_string())?;
+        Some((r, path))
+    } else {
+        None
+    };
+    let extra = match &hook {
+        Some((r, path)) => format!(
+            "[[webhook]]\nname = \"bench\"\nurl = \"{}\"\nbatch_size = 500\nbatch_wait = \"200ms\"\nsecret_file = \"{}\"\n",
+            r.url(),
+            path.display()
+        ),
+        None => String::new(),
+    };
+    let s = setup(system, SinkConfig::default(), &extra).await?;
     let start = Instant::now();
     let report = blast::run(&Blast {
         addr: s.smtp,
@@ -137,6 +168,39 @@ pub async fn throughput(system: &System, b: Blast, ceiling: bool) -> Result<(), 
         got as f64 / e2e.as_secs_f64(),
         "msg/s",
     );
+    if let Some((r, _)) = &hook {
+        let want = 2 * b.messages;
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while r.accepted().len() < want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let events = r.accepted();
+        let unsigned = r.deliveries().iter().filter(|d| !d.signed).count();
+        figure(
+            "throughput",
+            s.system,
+            "webhook_events",
+            events.len() as f64,
+            "events",
+        );
+        figure(
+            "throughput",
+            s.system,
+            "webhook_unsigned_requests",
+            unsigned as f64,
+            "requests",
+        );
+        figure(
+            "throughput",
+            s.system,
+            "webhook_last_event_after_last_delivery_s",
+            r.deliveries()
+                .last()
+                .map(|d| d.at.saturating_duration_since(last).as_secs_f64())
+                .unwrap_or(0.0),
+            "s",
+        );
+    }
     if ceiling {
         let sink = Sink::start(SinkConfig::default())
             .await

@@ -132,6 +132,33 @@ pub struct DrainStatus {
     pub error: Option<String>,
 }
 
+/// Which events `GET /api/v1/events` and `laneway queue trace` want:
+/// one filter (or none: every event), after a cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// The events of this message.
+    pub message_id: Option<MessageId>,
+    /// The events about this recipient.
+    pub recipient: Option<String>,
+    /// The events of messages with this `Message-ID:`.
+    pub message_id_header: Option<String>,
+    /// The events of messages with this metadata key and value.
+    pub meta: Option<(String, String)>,
+    /// Only events after this cursor (0: from the oldest kept).
+    pub after: u64,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A page of events, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    /// The events, as their JSON schema says.
+    pub events: Vec<crate::events::Event>,
+    /// Where the next page starts (`after=`), if there may be more.
+    pub next_cursor: Option<String>,
+}
+
 /// A message in a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageSummary {
@@ -328,6 +355,8 @@ pub trait Admin: Send + Sync + 'static {
     fn drain(&self, r: DrainRequest) -> Result<DrainStatus, AdminError>;
     /// How the last drain went.
     fn drain_status(&self) -> DrainStatus;
+    /// Kept events (`[events] history`), a page at a time.
+    fn events(&self, q: EventQuery) -> BoxFuture<'_, Result<EventPage, AdminError>>;
 }
 
 /// RFC 3339 (UTC, seconds) of a time in ms since the Unix epoch.

@@ -212,6 +212,10 @@ pub struct Envelope {
     /// The custom bounce domain recorded at ingest (the VERP sender domain), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounce_domain: Option<String>,
+    /// The application's metadata (API `metadata`, or `X-Laneway-Meta-*`
+    /// from trusted SMTP clients), carried into every event of the message.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metadata: std::collections::BTreeMap<String, String>,
 }
 
 impl Envelope {
@@ -231,6 +235,7 @@ impl Envelope {
             origin,
             queued_at_ms: 0,
             bounce_domain: None,
+            metadata: Default::default(),
         }
     }
 

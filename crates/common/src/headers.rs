@@ -88,9 +88,15 @@ pub fn fields(msg: &[u8]) -> Vec<Field<'_>> {
 
 /// The message without every field named `name`; `None` when there is none.
 pub fn remove_fields(msg: &[u8], name: &str) -> Option<Vec<u8>> {
+    remove_where(msg, |f| f.is(name))
+}
+
+/// Removes every header field for which `pred` holds; `None` when there
+/// was none.
+pub fn remove_where(msg: &[u8], pred: impl Fn(&Field<'_>) -> bool) -> Option<Vec<u8>> {
     let drop: Vec<Range<usize>> = fields(msg)
         .into_iter()
-        .filter(|f| f.is(name))
+        .filter(|f| pred(f))
         .map(|f| f.range)
         .collect();
     if drop.is_empty() {

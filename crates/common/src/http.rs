@@ -246,6 +246,106 @@ pub async fn request(
     c.send(req, max_body, left).await
 }
 
+/// An `http://` or `https://` URL of an endpoint Laneway calls (another
+/// node's API, a webhook): host, port, TLS and the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// The URL as given.
+    pub url: String,
+    /// Host name or address (IPv6 without brackets).
+    pub host: String,
+    /// Port (80 or 443 when not given).
+    pub port: u16,
+    /// Whether it is `https://`.
+    pub tls: bool,
+    /// The path and query, `/` at least.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses an `http://` or `https://` URL; the error names what is wrong.
+    pub fn parse(url: &str) -> Result<Url, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(format!("{url:?} is not an http:// or https:// URL"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let default = if tls { 443 } else { 80 };
+        let port_of = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("{url:?}: the port {p:?} is not a number"))
+        };
+        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+            let (h, p) = r
+                .split_once(']')
+                .ok_or_else(|| format!("{url:?}: an IPv6 address without its ']'"))?;
+            match p.strip_prefix(':') {
+                Some(p) => (h, port_of(p)?),
+                None => (h, default),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, port_of(p)?),
+                None => (authority, default),
+            }
+        };
+        if host.is_empty() || host.contains('@') {
+            return Err(format!("{url:?} names no host (or has user info)"));
+        }
+        Ok(Url {
+            url: url.to_string(),
+            host: host.to_string(),
+            port,
+            tls,
+            path: path.to_string(),
+        })
+    }
+
+    /// `path` under this URL's path (`/laneway` + `/api/v1/x`).
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.path.trim_end_matches('/'))
+    }
+
+    /// The `Host:` header value.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Resolves the host and makes the endpoint (TLS verified against the
+    /// Mozilla roots of webpki-roots).
+    pub async fn endpoint(&self) -> Result<Endpoint, HttpError> {
+        let addr: SocketAddr = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| err(&self.host, e))?
+            .next()
+            .ok_or_else(|| HttpError(format!("{}: no address", self.host)))?;
+        if !self.tls {
+            return Ok(Endpoint::Tcp(addr));
+        }
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Endpoint::Tls {
+            addr,
+            name: self.host.clone(),
+            config: Arc::new(config),
+        })
+    }
+}
+
 /// Runs an exchange from synchronous code (the CLI, blocking tests) on a
 /// runtime of its own: `blocking(request(…))`. Not from inside a runtime.
 pub fn blocking<T>(
@@ -261,6 +361,41 @@ pub fn blocking<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("http://10.0.0.2:8025").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls, u.join("/api/v1/x").as_str()),
+            ("10.0.0.2", 8025, false, "/api/v1/x")
+        );
+        let u = Url::parse("https://hooks.example.com/laneway/").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls, u.join("/api").as_str()),
+            ("hooks.example.com", 443, true, "/laneway/api")
+        );
+        assert_eq!(u.path, "/laneway/");
+        let u = Url::parse("http://[::1]:9000/hook?x=1").unwrap();
+        assert_eq!(
+            (
+                u.host.as_str(),
+                u.port,
+                u.path.as_str(),
+                u.authority().as_str()
+            ),
+            ("::1", 9000, "/hook?x=1", "[::1]:9000")
+        );
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://h:port",
+            "mx2:8025",
+            "http://[::1",
+            "http://u@h/",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     /// A raw server on loopback: one connection, each answer sent after
     /// one request head (requests here carry no body).

@@ -17,6 +17,7 @@ pub mod http;
 pub mod id;
 pub mod ingest;
 pub mod lifecycle;
+pub mod metadata;
 pub mod metrics;
 pub mod priority;
 pub mod reply;

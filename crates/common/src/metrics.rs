@@ -48,6 +48,16 @@ pub const DKIM: &str = "laneway_dkim_signatures_total";
 pub const CLUSTER_CONNECTED: &str = "laneway_cluster_connected";
 /// Nodes seen alive in the cluster view (this one included).
 pub const CLUSTER_NODES: &str = "laneway_cluster_nodes";
+/// Events stored in the event log, by `type`.
+pub const EVENTS: &str = "laneway_events_total";
+/// Events dropped because the event log was full.
+pub const EVENTS_DROPPED: &str = "laneway_events_dropped_total";
+/// Events per webhook, by `webhook` and `result` (sent, failed, dropped).
+pub const WEBHOOK_EVENTS: &str = "laneway_webhook_events_total";
+/// Events a webhook has not got yet, by `webhook`.
+pub const WEBHOOK_BACKLOG: &str = "laneway_webhook_backlog";
+/// Age of the oldest event a webhook has not got, seconds, by `webhook`.
+pub const WEBHOOK_OLDEST: &str = "laneway_webhook_oldest_seconds";
 
 /// Lane label values.
 pub const LANES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -160,6 +170,31 @@ pub fn describe() {
         CLUSTER_CONNECTED,
         Unit::Count,
         "1 while this node reaches the cluster's Redis, else 0."
+    );
+    describe_counter!(
+        EVENTS,
+        Unit::Count,
+        "Events stored in the event log, by type."
+    );
+    describe_counter!(
+        EVENTS_DROPPED,
+        Unit::Count,
+        "Events dropped because the event log reached [events] max_size."
+    );
+    describe_counter!(
+        WEBHOOK_EVENTS,
+        Unit::Count,
+        "Events per webhook, by result: sent (2xx), failed (a try that did not get a 2xx), dropped (older than max_age, or trimmed)."
+    );
+    describe_gauge!(
+        WEBHOOK_BACKLOG,
+        Unit::Count,
+        "Events a webhook has not got yet."
+    );
+    describe_gauge!(
+        WEBHOOK_OLDEST,
+        Unit::Seconds,
+        "Age of the oldest event a webhook has not got, seconds (0 when none waits)."
     );
     describe_gauge!(
         CLUSTER_NODES,

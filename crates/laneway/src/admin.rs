@@ -10,9 +10,13 @@ use laneway_common::admin::{
     Admin, AdminError, MessageDetail, MessageFilter, MessageSummary, QueueSummary, SuppressRequest,
     SuppressionEntry, rfc3339,
 };
-use laneway_common::admin::{ClusterView, DrainRequest, DrainStatus, ImportedMessage};
+use laneway_common::admin::{
+    ClusterView, DrainRequest, DrainStatus, EventPage, EventQuery, ImportedMessage,
+};
+use laneway_common::events::{Event, EventSink, EventType};
 use laneway_common::ingest::BoxFuture;
 use laneway_common::{MessageId, Priority};
+use laneway_events::Filter;
 use laneway_spool::MessageState;
 use laneway_spool::queue::{Notifier, Queue};
 
@@ -26,6 +30,7 @@ pub struct QueueAdmin {
     status: StatusFn,
     cluster: Option<Arc<Cluster>>,
     drainer: Arc<Drainer>,
+    events: Option<(laneway_events::EventLog, Arc<dyn EventSink>)>,
 }
 
 impl QueueAdmin {
@@ -46,6 +51,34 @@ impl QueueAdmin {
             store,
             status,
             cluster,
+            events: None,
+        }
+    }
+
+    /// Answers history queries from `log` and reports operator actions
+    /// to `sink`.
+    pub fn with_events(
+        mut self,
+        log: laneway_events::EventLog,
+        sink: Arc<dyn EventSink>,
+    ) -> QueueAdmin {
+        self.events = Some((log, sink));
+        self
+    }
+
+    /// An `admin` event for every recipient of `id` still pending.
+    fn admin_event(&self, id: MessageId, action: &str, why: &str) {
+        let Some((_, sink)) = &self.events else {
+            return;
+        };
+        let Some((lane, from, pending)) = self.queue.pending_of(id) else {
+            return;
+        };
+        for rcpt in pending {
+            let mut e = Event::new(EventType::Admin, id, lane.get(), &from, rcpt);
+            e.action = Some(action.to_string());
+            e.description = Some(why.to_string());
+            sink.record(e);
         }
     }
 }
@@ -93,13 +126,24 @@ impl Admin for QueueAdmin {
 
     fn delete(&self, id: MessageId, bounce: bool) -> BoxFuture<'_, Result<(), AdminError>> {
         Box::pin(async move {
+            let why = if bounce {
+                "deleted by the administrator (the sender gets a DSN)"
+            } else {
+                "deleted by the administrator"
+            };
+            // told before: afterwards the recipients are gone
+            if self.queue.pending_of(id).is_some() {
+                self.admin_event(id, "deleted", why);
+            }
             let n = bounce.then_some(self.notifier.as_ref());
             self.queue.delete(id, n).await
         })
     }
 
     fn retry(&self, id: MessageId) -> Result<(), AdminError> {
-        self.queue.retry_now(id)
+        self.queue.retry_now(id)?;
+        self.admin_event(id, "retried", "made due now by the administrator");
+        Ok(())
     }
 
     fn set_priority(
@@ -108,7 +152,12 @@ impl Admin for QueueAdmin {
         lane: Priority,
     ) -> BoxFuture<'_, Result<MessageDetail, AdminError>> {
         Box::pin(async move {
+            let old = self.queue.pending_of(id).map(|(l, ..)| l);
             self.queue.set_lane(id, lane).await?;
+            if let Some(old) = old.filter(|o| *o != lane) {
+                let why = format!("moved from lane {old} to lane {lane} by the administrator");
+                self.admin_event(id, "lane_changed", &why);
+            }
             self.queue.detail(id).await
         })
     }
@@ -210,5 +259,37 @@ impl Admin for QueueAdmin {
 
     fn drain_status(&self) -> DrainStatus {
         self.drainer.status()
+    }
+
+    fn events(&self, q: EventQuery) -> BoxFuture<'_, Result<EventPage, AdminError>> {
+        Box::pin(async move {
+            let Some((log, _)) = &self.events else {
+                return Ok(EventPage {
+                    events: Vec::new(),
+                    next_cursor: None,
+                });
+            };
+            let filter = if let Some(id) = q.message_id {
+                Filter::Message(id)
+            } else if let Some(r) = q.recipient {
+                Filter::Recipient(r)
+            } else if let Some(h) = q.message_id_header {
+                Filter::Header(h)
+            } else if let Some((k, v)) = q.meta {
+                Filter::Meta(k, v)
+            } else {
+                Filter::All
+            };
+            let log = log.clone();
+            let (page, next) =
+                tokio::task::spawn_blocking(move || log.history(&filter, q.after, q.limit))
+                    .await
+                    .map_err(|e| AdminError::Io(e.to_string()))?
+                    .map_err(|e| AdminError::Io(e.to_string()))?;
+            Ok(EventPage {
+                events: page.into_iter().map(|s| s.event).collect(),
+                next_cursor: next.map(|n| n.to_string()),
+            })
+        })
     }
 }

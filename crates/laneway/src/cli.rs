@@ -171,6 +171,16 @@ pub enum QueueCommand {
     },
     /// How the last drain went.
     DrainStatus,
+    /// The whole story of a message (by queue id) or of a recipient (by
+    /// address): received, each attempt, delivered or bounced — also after
+    /// it left the queue (kept for [events] history).
+    Trace {
+        /// A queue id, or a recipient address.
+        target: String,
+        /// At most this many events.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]

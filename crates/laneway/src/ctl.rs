@@ -228,6 +228,17 @@ pub fn queue(t: TargetArgs, command: QueueCommand) -> ExitCode {
             crate::print::print_cluster,
         ),
         QueueCommand::Drain { to, key, no_wait } => drain(&target, to, key, no_wait, json),
+        QueueCommand::Trace {
+            target: what,
+            limit,
+        } => {
+            let path = if what.parse::<laneway_common::MessageId>().is_ok() {
+                format!("/api/v1/messages/{}/events?limit={limit}", encode(&what))
+            } else {
+                format!("/api/v1/events?recipient={}&limit={limit}", encode(&what))
+            };
+            run(&target, "GET", &path, None, json, crate::print::print_trace)
+        }
         QueueCommand::DrainStatus => run(
             &target,
             "GET",

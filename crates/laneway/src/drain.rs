@@ -7,13 +7,12 @@
 //! queue is empty, or after ten failures in a row (the last error is in
 //! the status).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use data_encoding::BASE64;
 use laneway_common::admin::{AdminError, DrainRequest, DrainStatus, ImportedMessage};
-use laneway_common::http::{Connection, Endpoint, Request};
+use laneway_common::http::{Connection, Request, Url};
 use laneway_spool::queue::Queue;
 
 /// Failures in a row that stop a drain.
@@ -133,7 +132,7 @@ impl Drainer {
                         self.queue.put_back(id);
                         let error = match other {
                             Ok((status, text)) => {
-                                format!("{} answered {status}: {text}", target.url)
+                                format!("{} answered {status}: {text}", target.0.url)
                             }
                             Err(e) => e,
                         };
@@ -153,78 +152,11 @@ impl Drainer {
 }
 
 /// The other node's API.
-struct Target {
-    url: String,
-    host: String,
-    port: u16,
-    tls: bool,
-    base: String,
-}
+struct Target(Url);
 
 impl Target {
     fn parse(url: &str) -> Result<Target, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("http://") {
-            (false, r)
-        } else {
-            return Err(format!("{url:?} is not an http:// or https:// URL"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let default = if tls { 443 } else { 80 };
-        let port_of = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| format!("{url:?}: the port {p:?} is not a number"))
-        };
-        let (host, port) = if let Some(r) = authority.strip_prefix('[') {
-            let (h, p) = r
-                .split_once(']')
-                .ok_or_else(|| format!("{url:?}: an IPv6 address without its ']'"))?;
-            match p.strip_prefix(':') {
-                Some(p) => (h, port_of(p)?),
-                None => (h, default),
-            }
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, port_of(p)?),
-                None => (authority, default),
-            }
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?} names no host"));
-        }
-        Ok(Target {
-            url: url.to_string(),
-            host: host.to_string(),
-            port,
-            tls,
-            base: path.to_string(),
-        })
-    }
-
-    async fn endpoint(&self) -> Result<Endpoint, String> {
-        let addr: SocketAddr = tokio::net::lookup_host((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| format!("{}: {e}", self.host))?
-            .next()
-            .ok_or_else(|| format!("{}: no address", self.host))?;
-        if !self.tls {
-            return Ok(Endpoint::Tcp(addr));
-        }
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Endpoint::Tls {
-            addr,
-            name: self.host.clone(),
-            config: Arc::new(config),
-        })
+        Url::parse(url).map(Target)
     }
 
     /// One hand-over on the kept connection (opened when there is none);
@@ -236,16 +168,15 @@ impl Target {
         body: Vec<u8>,
     ) -> Result<(u16, String), String> {
         if conn.is_none() {
-            let ep = self.endpoint().await?;
-            let host = format!("{}:{}", self.host, self.port);
+            let ep = self.0.endpoint().await.map_err(|e| e.to_string())?;
             *conn = Some(
-                Connection::open(&ep, &host, TIMEOUT)
+                Connection::open(&ep, &self.0.authority(), TIMEOUT)
                     .await
                     .map_err(|e| e.to_string())?,
             );
         }
         let c = conn.as_mut().expect("opened above");
-        let path = format!("{}/api/v1/queue/import", self.base);
+        let path = self.0.join("/api/v1/queue/import");
         let headers = [
             ("authorization", auth),
             ("content-type", "application/json"),
@@ -265,29 +196,5 @@ impl Target {
             .map_err(|e| e.to_string())?;
         let text: String = String::from_utf8_lossy(&r.body).chars().take(300).collect();
         Ok((r.status, text))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Target;
-
-    #[test]
-    fn urls() {
-        let t = Target::parse("http://10.0.0.2:8025").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.tls, t.base.as_str()),
-            ("10.0.0.2", 8025, false, "")
-        );
-        let t = Target::parse("https://mx2.example.com/laneway/").unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.tls, t.base.as_str()),
-            ("mx2.example.com", 443, true, "/laneway")
-        );
-        let t = Target::parse("http://[::1]:9000").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
-        for bad in ["ftp://x", "http://", "http://h:port", "mx2:8025"] {
-            assert!(Target::parse(bad).is_err(), "{bad}");
-        }
     }
 }

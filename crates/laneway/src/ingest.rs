@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use laneway_common::events::EventSink;
 use laneway_common::headers::{self, rfc5322_date};
 use laneway_common::id::IdGenerator;
 use laneway_common::ingest::{BoxFuture, PRIORITY_HEADER, decide_lane};
@@ -36,6 +37,7 @@ pub struct Ingestor {
     lifecycle: Lifecycle,
     on_spooled: Option<Arc<dyn OnSpooled>>,
     auth: Option<Arc<SenderAuth>>,
+    events: Option<Arc<dyn EventSink>>,
 }
 
 impl Ingestor {
@@ -57,6 +59,7 @@ impl Ingestor {
             lifecycle,
             on_spooled: None,
             auth: None,
+            events: None,
         }
     }
 
@@ -70,6 +73,11 @@ impl Ingestor {
     /// Sets the sender authentication (signing, bounce domains, suppression).
     pub fn set_auth(&mut self, auth: Arc<SenderAuth>) {
         self.auth = Some(auth);
+    }
+
+    /// Sets where `reception` events go.
+    pub fn set_events(&mut self, sink: Arc<dyn EventSink>) {
+        self.events = Some(sink);
     }
 
     /// Sets who hears about stored messages.
@@ -175,6 +183,17 @@ impl Ingest for Ingestor {
             }
             let lane = decide_lane(&lane, &message)?;
             let mut message = headers::remove_fields(&message, PRIORITY_HEADER).unwrap_or(message);
+            // X-Laneway-Meta-* never leaves; only a trusted client's counts
+            let (meta, stripped) = laneway_common::metadata::from_headers(&message);
+            if let Some(m) = stripped {
+                message = m;
+            }
+            if envelope.origin.trusted {
+                for (k, v) in meta {
+                    envelope.metadata.entry(k).or_insert(v);
+                }
+            }
+            laneway_common::metadata::check(&envelope.metadata).map_err(IngestError::BadContent)?;
             let id = self.ids.next_id();
             let mut dropped = Vec::new();
             if let Some(auth) = &self.auth {
@@ -243,6 +262,10 @@ impl Ingest for Ingestor {
             data.extend_from_slice(received.as_bytes());
             data.extend_from_slice(&message);
             let size = data.len();
+            let receptions = self
+                .events
+                .as_ref()
+                .map(|_| crate::events::receptions(id, lane, &envelope, &message, size));
             let store = self.store.clone();
             let env = envelope.clone();
             let started = std::time::Instant::now();
@@ -277,6 +300,11 @@ impl Ingest for Ingestor {
             };
             metrics::counter!(laneway_common::metrics::RECEIVED, "listener" => door, "lane" => laneway_common::metrics::lane(lane))
                 .increment(1);
+            if let (Some(sink), Some(events)) = (&self.events, receptions) {
+                for e in events {
+                    sink.record(e);
+                }
+            }
             if let Some(hook) = &self.on_spooled {
                 hook.spooled(id, lane, &envelope, size);
             }

@@ -8,6 +8,7 @@ mod cluster;
 mod config;
 mod ctl;
 mod drain;
+mod events;
 mod ingest;
 mod init;
 mod logging;

@@ -85,6 +85,49 @@ pub fn cluster_text(v: &Value) -> String {
     out
 }
 
+/// Human form of `GET /api/v1/messages/{id}/events`: one row per event.
+pub fn print_trace(v: &Value) {
+    print!("{}", trace_text(v));
+}
+
+/// The text of [`print_trace`].
+pub fn trace_text(v: &Value) -> String {
+    let events: Vec<&Value> = v["events"].as_array().into_iter().flatten().collect();
+    if events.is_empty() {
+        return "no events kept for it (older than [events] history, or never seen)\n".into();
+    }
+    let mut t = Table::new(&[
+        ("time", Align::Left),
+        ("event", Align::Left),
+        ("id", Align::Left),
+        ("lane", Align::Right),
+        ("recipient", Align::Left),
+        ("status", Align::Left),
+        ("detail", Align::Left),
+    ]);
+    for e in events {
+        let detail = match (&e["next_hop"]["host"], &e["description"]) {
+            (Value::String(h), Value::String(d)) => format!("{d} ({h})"),
+            (_, Value::String(d)) => d.clone(),
+            _ => cell(&e["action"]),
+        };
+        t.row(vec![
+            cell(&e["timestamp"]),
+            cell(&e["type"]),
+            cell(&e["message_id"]),
+            cell(&e["lane"]),
+            cell(&e["recipient"]),
+            cell(&e["status"]),
+            detail,
+        ]);
+    }
+    let mut out = t.render();
+    if let Some(c) = v["next_cursor"].as_str() {
+        out.push_str(&format!("(more: GET /api/v1/events?after={c})\n"));
+    }
+    out
+}
+
 /// Human form of `GET /api/v1/queue/drain`.
 pub fn print_drain(v: &Value) {
     println!(

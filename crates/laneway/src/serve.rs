@@ -110,18 +110,41 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     // issued above the highest listed one.
     let open_dir = dir.clone();
     let settings = queue_settings(&config, &outbound);
-    let (queue, scan, report) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let (store, mut report) = DiskStore::lock(&open_dir, shards)?;
-        let q = Arc::new(Queue::new(Arc::new(store), settings, Arc::new(SystemClock)));
-        let scan = q
-            .store()
-            .scan(&mut report)
-            .with_context(|| format!("listing the spool {}", open_dir.display()))?;
-        Ok((q, scan, report))
-    })
-    .await
-    .context("spool start-up task")?
-    .with_context(|| format!("opening the spool {}", dir.display()))?;
+    let max_events = config.events.max_size;
+    let (queue, scan, report, event_log) =
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            // the event log once the spool is ours, before the journal's
+            // replay hands it what a crash left
+            let path = open_dir.join("events.redb");
+            let mut opened = None;
+            let (store, mut report) = DiskStore::lock_with(&open_dir, shards, || {
+                let log = laneway_events::EventLog::open(&path, max_events)
+                    .map_err(std::io::Error::other)?;
+                opened = Some(log.clone());
+                Ok(Some(
+                    Arc::new(log) as Arc<dyn laneway_spool::journal::EventPersist>
+                ))
+            })?;
+            let log = opened.expect("opened with the lock");
+            let q = Arc::new(Queue::new(Arc::new(store), settings, Arc::new(SystemClock)));
+            let scan = q
+                .store()
+                .scan(&mut report)
+                .with_context(|| format!("listing the spool {}", open_dir.display()))?;
+            Ok((q, scan, report, log))
+        })
+        .await
+        .context("spool start-up task")?
+        .with_context(|| format!("opening the spool {}", dir.display()))?;
+    let node = crate::cluster::node_name(&config);
+    let events = Events::open(config.log.events.as_deref())
+        .with_context(|| format!("opening [log] events {:?}", config.log.events))?
+        .with_node(&node);
+    let events: Arc<dyn EventSink> = Arc::new(crate::events::JournalEvents::new(
+        events,
+        queue.store().clone(),
+    ));
+    queue.set_events(events.clone());
     tracing::info!(
         spool = %dir.display(),
         messages = scan.len(),
@@ -131,11 +154,21 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let floor = report.max_id;
     {
         let (q, dir, life) = (queue.clone(), dir.clone(), lifecycle.clone());
+        let (log, sink) = (event_log.clone(), events.clone());
         let mut report = report;
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             match q.store().load(scan, &mut report, &mut |r| {
                 q.insert(r.id, r.lane, &r.envelope, &r.state, r.size);
+                // acknowledged just before a crash: its reception event
+                // may not have reached the journal
+                if r.state.attempts == 0 && log.has_reception(r.id).is_ok_and(|has| !has) {
+                    for e in
+                        crate::events::receptions(r.id, r.lane, &r.envelope, b"", r.size as usize)
+                    {
+                        sink.record(e);
+                    }
+                }
                 !life.is_shutting_down()
             }) {
                 Ok(()) if life.is_shutting_down() => {
@@ -165,14 +198,10 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         lifecycle.clone(),
     );
     ingestor.set_on_spooled(queue.clone());
-    let node = crate::cluster::node_name(&config);
-    let mut events = Events::open(config.log.events.as_deref())
-        .with_context(|| format!("opening [log] events {:?}", config.log.events))?;
+    ingestor.set_events(events.clone());
     if config.cluster.is_some() {
         ingestor.set_node(&node);
-        events = events.with_node(&node);
     }
-    let events: Arc<dyn EventSink> = Arc::new(events);
     let policy =
         laneway_auth::Policy::from_config(&config).map_err(|e| anyhow::anyhow!(e.join("; ")))?;
     let auth_path = config.server.spool_dir.join("auth.redb");
@@ -234,11 +263,20 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         settings: outbound,
         notifier,
         hooks: Arc::new(crate::sender_auth::AuthHooks(sender_auth.clone())),
-        events,
+        events: events.clone(),
         lifecycle: lifecycle.clone(),
         limits: cluster.as_ref().map(|c| c.limits()),
     });
     let delivering = tokio::spawn(dispatcher.clone().run());
+    let webhooks = laneway_events::Webhooks::start(event_log.clone(), &config.webhooks)
+        .map_err(anyhow::Error::msg)?;
+    // the history is kept for [events] history, longer for a webhook behind
+    let _event_purge = laneway_events::webhook::purge(
+        event_log.clone(),
+        config.events.history,
+        laneway_events::webhook::needs(&config.webhooks),
+        laneway_common::envelope::now_ms,
+    );
     if config.outbound.tls_reports {
         let hostname = config.server.hostname.clone();
         let from = config
@@ -257,13 +295,16 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         ));
     }
 
-    let admin = Arc::new(crate::admin::QueueAdmin::new(
-        queue.clone(),
-        notifier_for_admin,
-        sender_auth.suppressions().clone(),
-        status,
-        cluster.clone(),
-    ));
+    let admin = Arc::new(
+        crate::admin::QueueAdmin::new(
+            queue.clone(),
+            notifier_for_admin,
+            sender_auth.suppressions().clone(),
+            status,
+            cluster.clone(),
+        )
+        .with_events(event_log.clone(), events.clone()),
+    );
     let render: laneway_api::MetricsRender = {
         let (h, q) = (prometheus.clone(), queue.clone());
         Arc::new(move || crate::metrics::render(&h, &q))
@@ -354,6 +395,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     // the outcomes recorded last become state files: nothing to replay
     let store = queue.store().clone();
     let _ = tokio::task::spawn_blocking(move || store.close()).await;
+    webhooks.stop().await;
     Ok(())
 }
 
@@ -490,6 +532,11 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
                         != running.metrics.as_ref().map(|m| m.bind)
                 {
                     tracing::warn!("reload: [api] or [metrics] bind changed; that takes a restart");
+                }
+                if format!("{:?}{:?}", loaded.config.webhooks, loaded.config.events)
+                    != format!("{:?}{:?}", running.webhooks, running.events)
+                {
+                    tracing::warn!("reload: [[webhook]] or [events] changed; that takes a restart");
                 }
                 let binds = |c: &Config| {
                     c.listeners

@@ -23,6 +23,10 @@ pub(crate) struct Open {
     pub(crate) client: Client,
     /// The TLS policy it was made under.
     pub(crate) policy: TlsPolicy,
+    /// The egress pool.
+    pub(crate) pool: String,
+    /// The source address bound, if the pool names any.
+    pub(crate) source: Option<IpAddr>,
 }
 
 /// Why no connection could be opened.
@@ -228,7 +232,12 @@ impl Dispatcher {
                     {
                         self.reports.success(domain, r);
                     }
-                    return Ok(Open { client: c, policy });
+                    return Ok(Open {
+                        client: c,
+                        policy,
+                        pool: pool.name.clone(),
+                        source,
+                    });
                 }
             }
         }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use laneway_common::delivery::{Outcome, Stage, Status};
 use laneway_common::envelope::{BodyType, DsnRet};
 use laneway_common::metrics;
-use laneway_spool::queue::WorkItem;
+use laneway_spool::queue::{AttemptVia, WorkItem};
 
 use crate::client::Transaction;
 use crate::connect::Open;
@@ -21,20 +21,17 @@ use crate::dispatch::Dispatcher;
 use crate::policy::TlsPolicy;
 use crate::resolve::Hop;
 use crate::settings::{PoolSettings, Settings};
-use laneway_common::events::DeliveryEvent;
 
-/// How an attempt went out, for the delivery events.
-#[derive(Debug, Clone)]
-pub(crate) struct Via {
-    pub(crate) tls: Option<String>,
-    pub(crate) policy: TlsPolicy,
-}
+/// How an attempt went out, for its events.
+pub(crate) type Via = AttemptVia;
 
 impl Open {
     pub(crate) fn via(&self) -> Via {
-        Via {
+        AttemptVia {
             tls: self.client.tls.clone(),
-            policy: self.policy,
+            tls_policy: Some(self.policy.as_str().to_string()),
+            pool: Some(self.pool.clone()),
+            source_ip: self.source.map(|s| s.to_string()),
         }
     }
 }
@@ -131,7 +128,7 @@ impl Dispatcher {
         }
         let mut via = open.via();
         if env.require_tls {
-            via.policy = TlsPolicy::Requiretls;
+            via.tls_policy = Some(TlsPolicy::Requiretls.as_str().to_string());
         }
         self.send_item(open, &item, &spooled, &via).await
     }
@@ -209,8 +206,8 @@ impl Dispatcher {
         carried
     }
 
-    /// Records `outcomes` of (part of) `item` durably, then reports them
-    /// (metrics, the delivery log, the suppression hook). Returns how many
+    /// Records `outcomes` of (part of) `item` durably — with their events —
+    /// then reports them (metrics, the suppression hook). Returns how many
     /// recipients were delivered.
     pub(crate) async fn commit(
         &self,
@@ -219,9 +216,10 @@ impl Dispatcher {
         via: Option<&Via>,
     ) -> usize {
         let now = self.queue.now_ms();
+        let none = AttemptVia::default();
         let applied = self
             .queue
-            .complete(item, outcomes, self.notifier.as_ref())
+            .complete_via(item, outcomes, self.notifier.as_ref(), via.unwrap_or(&none))
             .await;
         let lane = metrics::lane(item.lane);
         let mut delivered = 0;
@@ -233,42 +231,19 @@ impl Dispatcher {
                 .map(|(_, a)| a.as_str())
                 .unwrap_or("");
             let o = &a.outcome;
-            let result = if o.is_delivered() {
+            if o.is_delivered() {
                 delivered += 1;
                 ::metrics::counter!(metrics::DELIVERED, "lane" => lane).increment(1);
                 ::metrics::histogram!(metrics::DELIVERY_LATENCY, "lane" => lane)
                     .record(now.saturating_sub(item.queued_at_ms) as f64 / 1000.0);
-                "delivered"
             } else if o.is_transient() {
                 ::metrics::counter!(metrics::DEFERRED, "lane" => lane).increment(1);
-                "deferred"
             } else if a.expired {
                 ::metrics::counter!(metrics::EXPIRED, "lane" => lane).increment(1);
-                "expired"
             } else {
                 ::metrics::counter!(metrics::BOUNCED, "lane" => lane).increment(1);
                 self.hooks.failed(&item.sender, rcpt, item.lane, o);
-                "failed"
-            };
-            let reply = o.to_string();
-            let next_hop = o.hop.as_ref().map(|h| h.to_string());
-            self.events.record(&DeliveryEvent {
-                ts_ms: now,
-                id: item.id.to_string(),
-                lane: item.lane.get(),
-                from: &item.sender,
-                rcpt,
-                result,
-                stage: o.stage.as_str(),
-                status: o.status.to_string(),
-                reply: &reply,
-                next_hop: next_hop.as_deref(),
-                tls: via.and_then(|v| v.tls.as_deref()),
-                tls_policy: via.map(|v| v.policy.as_str()),
-                attempt: item.attempts + 1,
-                queue_time_ms: now.saturating_sub(item.queued_at_ms),
-                next_attempt_ms: a.next_attempt_ms,
-            });
+            }
         }
         delivered
     }

@@ -76,7 +76,18 @@ impl Dispatcher {
                 };
                 match ingest.submit(sub).await {
                     Ok(acc) => {
-                        tracing::info!(domain = %d.domain, id = %acc.id, to = ?to, "TLS report queued")
+                        tracing::info!(domain = %d.domain, id = %acc.id, to = ?to, "TLS report queued");
+                        for rcpt in &to {
+                            let mut e = laneway_common::events::Event::new(
+                                laneway_common::events::EventType::TlsReportSent,
+                                acc.id,
+                                acc.lane.get(),
+                                &r.from,
+                                rcpt,
+                            );
+                            e.description = Some(format!("TLS report for {}", d.domain));
+                            self.events.record(e);
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(domain = %d.domain, error = %e, "cannot queue the TLS report")

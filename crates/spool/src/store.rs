@@ -148,6 +148,18 @@ impl DiskStore {
     /// its scheduler, so that a spool of a million messages never holds
     /// every envelope in memory at once.)
     pub fn lock(root: &Path, shards: u32) -> Result<(DiskStore, RecoveryReport), OpenError> {
+        DiskStore::lock_with(root, shards, || Ok(None))
+    }
+
+    /// [`DiskStore::lock`] with an event log, opened by `events` once the
+    /// lock is held: the events written with the journal's records go
+    /// there at each checkpoint (and at the replay after a crash, before
+    /// this returns).
+    pub fn lock_with(
+        root: &Path,
+        shards: u32,
+        events: impl FnOnce() -> io::Result<Option<Arc<dyn crate::journal::EventPersist>>>,
+    ) -> Result<(DiskStore, RecoveryReport), OpenError> {
         fs::create_dir_all(root).map_err(at(root))?;
         let lock_path = root.join("lock");
         let mut lock = OpenOptions::new()
@@ -165,7 +177,8 @@ impl DiskStore {
         lock.set_len(0).map_err(at(&lock_path))?;
         writeln!(lock, "{}", std::process::id()).map_err(at(&lock_path))?;
 
-        let layout = Arc::new(Layout::new(root, shards));
+        let events = events().map_err(at(&root.join("events.redb")))?;
+        let layout = Arc::new(Layout::new(root, shards, events));
         for d in ["tmp", "quarantine"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(at(&p))?;

@@ -58,7 +58,7 @@ fn a_bounce_to_any_node_suppresses_on_every_node() {
     );
     assert!(s.reply().starts_with("250"));
     assert!(
-        c.wait_log(|l| l.contains("result=\"bounced\"") && l.contains(&id)),
+        c.wait_log(|l| l.contains("event=\"returned\"") && l.contains(&id)),
         "node C decoded node A's token"
     );
     for (n, d) in nodes.iter().enumerate() {

@@ -102,25 +102,33 @@ fn dane_tlsa_records_decide_and_never_fall_back_to_plaintext() {
     );
     assert!(r.starts_with("250"), "{r}");
     let ev = wait_events(&d, "DANE outcomes", |e| {
-        let seen =
-            |rcpt: &str, result: &str| e.iter().any(|e| e["rcpt"] == rcpt && e["result"] == result);
-        seen("x@dane-ok.test", "delivered")
-            && seen("x@insecure.test", "delivered")
-            && seen("y@dane-bad.test", "delivered")
-            && seen("x@dane-bad.test", "deferred")
-            && seen("x@dane-bogus.test", "deferred")
+        let seen = |rcpt: &str, result: &str| {
+            e.iter()
+                .any(|e| e["recipient"] == rcpt && e["type"] == result)
+        };
+        seen("x@dane-ok.test", "delivery")
+            && seen("x@insecure.test", "delivery")
+            && seen("y@dane-bad.test", "delivery")
+            && seen("x@dane-bad.test", "transient_failure")
+            && seen("x@dane-bogus.test", "transient_failure")
     });
-    let first = |rcpt: &str| ev.iter().find(|e| e["rcpt"] == rcpt).unwrap().clone();
+    let first = |rcpt: &str| ev.iter().find(|e| e["recipient"] == rcpt).unwrap().clone();
     let e = first("x@dane-ok.test");
-    assert_eq!(e["tls_policy"], "dane", "{e}");
-    assert!(e["tls"].as_str().unwrap().starts_with("TLSv1."), "{e}");
+    assert_eq!(e["tls"]["policy"], "dane", "{e}");
+    assert!(
+        e["tls"]["version"].as_str().unwrap().starts_with("TLSv1."),
+        "{e}"
+    );
     assert!(ok.messages()[0].tls);
     for rcpt in ["x@dane-bad.test", "x@dane-bogus.test"] {
         let e = first(rcpt);
-        assert!(e["reply"].as_str().unwrap().starts_with("4.7.5"), "{e}");
+        assert!(
+            e["description"].as_str().unwrap().starts_with("4.7.5"),
+            "{e}"
+        );
     }
     let e = first("y@dane-bad.test");
-    assert_eq!(e["tls_policy"], "tls-required-no", "{e}");
+    assert_eq!(e["tls"]["policy"], "tls-required-no", "{e}");
     let waived: Vec<Vec<String>> = bad.messages().iter().map(|m| m.rcpts.clone()).collect();
     assert_eq!(
         waived,
@@ -133,6 +141,6 @@ fn dane_tlsa_records_decide_and_never_fall_back_to_plaintext() {
         "nothing to a host whose TLSA lookup failed"
     );
     let e = first("x@insecure.test");
-    assert_eq!(e["tls_policy"], "opportunistic", "{e}");
+    assert_eq!(e["tls"]["policy"], "opportunistic", "{e}");
     assert_eq!(insecure.count(), 1);
 }

@@ -26,13 +26,19 @@ fn null_mx_and_nxdomain_bounce_but_servfail_defers() {
     assert!(all.contains("Status: 5.1.2"), "{all}");
     let ev = wait_events(&d, "a deferral for broken.test", |e| {
         e.iter()
-            .any(|e| e["rcpt"] == "a@broken.test" && e["result"] == "deferred")
+            .any(|e| e["recipient"] == "a@broken.test" && e["type"] == "transient_failure")
     });
-    let e = ev.iter().find(|e| e["rcpt"] == "a@broken.test").unwrap();
-    assert!(e["reply"].as_str().unwrap().starts_with("4.4.3"), "{e}");
+    let e = ev
+        .iter()
+        .find(|e| e["recipient"] == "a@broken.test")
+        .unwrap();
+    assert!(
+        e["description"].as_str().unwrap().starts_with("4.4.3"),
+        "{e}"
+    );
     assert!(
         ev.iter()
-            .all(|e| e["rcpt"] != "a@broken.test" || e["result"] == "deferred"),
+            .all(|e| e["recipient"] != "a@broken.test" || e["type"] == "transient_failure"),
         "DNS trouble never bounces"
     );
     assert_eq!(d.spooled_ids(4), vec![kept]);
@@ -127,21 +133,21 @@ fn every_dns_answer_has_its_outcome() {
     let ev = wait_events(&d, "a deferral for each DNS failure", |e| {
         defers.iter().all(|r| {
             e.iter()
-                .any(|e| e["rcpt"] == *r && e["result"] == "deferred")
+                .any(|e| e["recipient"] == *r && e["type"] == "transient_failure")
         })
     });
     for r in defers {
-        for e in ev.iter().filter(|e| e["rcpt"] == r) {
-            assert_eq!(e["result"], "deferred", "{r} never bounces: {e}");
+        for e in ev.iter().filter(|e| e["recipient"] == r) {
+            assert_eq!(e["type"], "transient_failure", "{r} never bounces: {e}");
             assert_eq!(e["stage"], "dns", "{e}");
             assert_eq!(e["status"], "4.4.3", "{e}");
         }
     }
     for (r, status) in bounces {
-        let e = ev.iter().find(|e| e["rcpt"] == r).expect("an event");
+        let e = ev.iter().find(|e| e["recipient"] == r).expect("an event");
         assert_eq!(
-            (&e["result"], &e["stage"]),
-            (&"failed".into(), &"dns".into()),
+            (&e["type"], &e["stage"]),
+            (&"bounce".into(), &"dns".into()),
             "{e}"
         );
         assert_eq!(e["status"], status, "{e}");

@@ -77,11 +77,14 @@ pub(crate) fn submit(d: &Daemon, from: &str, to: &[&str], lane: u8, body: &str) 
     queued_id(&r)
 }
 
+/// The events of delivery attempts (receptions left out) in
+/// `[log] events`, in order.
 pub(crate) fn events(d: &Daemon) -> Vec<serde_json::Value> {
     std::fs::read_to_string(d.dir().join("events.jsonl"))
         .unwrap_or_default()
         .lines()
-        .map(|l| serde_json::from_str(l).expect("event JSON"))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("event JSON"))
+        .filter(|e| e["type"] != "reception")
         .collect()
 }
 

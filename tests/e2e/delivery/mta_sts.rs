@@ -116,26 +116,37 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
     submit(&d, "a@sender.test", &["x@nopolicy.test"], 4, "sts\r\n");
 
     let ev = wait_events(&d, "MTA-STS outcomes", |e| {
-        let seen =
-            |rcpt: &str, result: &str| e.iter().any(|e| e["rcpt"] == rcpt && e["result"] == result);
-        seen("x@enforce-ok.test", "delivered")
-            && seen("x@testing.test", "delivered")
-            && seen("x@testing-untrusted.test", "delivered")
-            && seen("x@nopolicy.test", "delivered")
-            && seen("x@enforce-bad.test", "deferred")
-            && seen("x@enforce-untrusted.test", "deferred")
+        let seen = |rcpt: &str, result: &str| {
+            e.iter()
+                .any(|e| e["recipient"] == rcpt && e["type"] == result)
+        };
+        seen("x@enforce-ok.test", "delivery")
+            && seen("x@testing.test", "delivery")
+            && seen("x@testing-untrusted.test", "delivery")
+            && seen("x@nopolicy.test", "delivery")
+            && seen("x@enforce-bad.test", "transient_failure")
+            && seen("x@enforce-untrusted.test", "transient_failure")
     });
-    let first = |rcpt: &str| ev.iter().find(|e| e["rcpt"] == rcpt).unwrap().clone();
+    let first = |rcpt: &str| ev.iter().find(|e| e["recipient"] == rcpt).unwrap().clone();
     let ok = first("x@enforce-ok.test");
-    assert_eq!(ok["tls_policy"], "mta-sts", "{ok}");
-    assert!(ok["tls"].as_str().unwrap().starts_with("TLSv1."), "{ok}");
+    assert_eq!(ok["tls"]["policy"], "mta-sts", "{ok}");
+    assert!(
+        ok["tls"]["version"].as_str().unwrap().starts_with("TLSv1."),
+        "{ok}"
+    );
     assert_eq!(secure.count(), 1);
     assert!(secure.messages()[0].tls);
     let bad = first("x@enforce-bad.test");
-    assert!(bad["reply"].as_str().unwrap().starts_with("4.7.5"), "{bad}");
+    assert!(
+        bad["description"].as_str().unwrap().starts_with("4.7.5"),
+        "{bad}"
+    );
     let untrusted_ev = first("x@enforce-untrusted.test");
     assert!(
-        untrusted_ev["reply"].as_str().unwrap().starts_with("4.7.5"),
+        untrusted_ev["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("4.7.5"),
         "{untrusted_ev}"
     );
     let to_untrusted: Vec<Vec<String>> = untrusted
@@ -149,15 +160,15 @@ fn mta_sts_policies_are_enforced_tested_and_refreshed() {
         "only the testing-mode message reached the host failing verification"
     );
     let testing = first("x@testing.test");
-    assert_eq!(testing["tls_policy"], "mta-sts-testing", "{testing}");
+    assert_eq!(testing["tls"]["policy"], "mta-sts-testing", "{testing}");
     assert!(d.wait_log(|l| l.contains("MTA-STS (testing)")));
     // testing mode with a certificate the policy would refuse: delivered
     // (without the check), the failure reported below
     let e = first("x@testing-untrusted.test");
-    assert_eq!(e["result"], "delivered", "{e}");
-    assert_eq!(e["tls_policy"], "mta-sts-testing", "{e}");
+    assert_eq!(e["type"], "delivery", "{e}");
+    assert_eq!(e["tls"]["policy"], "mta-sts-testing", "{e}");
     let nopolicy = first("x@nopolicy.test");
-    assert_eq!(nopolicy["tls_policy"], "opportunistic", "{nopolicy}");
+    assert_eq!(nopolicy["tls"]["policy"], "opportunistic", "{nopolicy}");
     assert!(missing.hits() >= 1, "the policy host was asked");
     // testing.test and nopolicy.test went to the plaintext host; the
     // enforce-bad message did not

@@ -119,23 +119,28 @@ fn requiretls_leaves_only_over_verified_tls_and_bounces_5_7_10_otherwise() {
         "z@plain.test",
     ];
     let ev = wait_events(&d, "every REQUIRETLS outcome", |e| {
-        let done =
-            |rcpt: &str, result: &str| e.iter().any(|e| e["rcpt"] == rcpt && e["result"] == result);
-        failed.iter().all(|r| done(r, "failed"))
+        let done = |rcpt: &str, result: &str| {
+            e.iter()
+                .any(|e| e["recipient"] == rcpt && e["type"] == result)
+        };
+        failed.iter().all(|r| done(r, "bounce"))
             && ["x@good.test", "y@good.test", "z@good.test", "w@plain.test"]
                 .iter()
-                .all(|r| done(r, "delivered"))
+                .all(|r| done(r, "delivery"))
     });
     for r in failed {
         let e = ev
             .iter()
-            .find(|e| e["rcpt"] == r && e["result"] == "failed")
+            .find(|e| e["recipient"] == r && e["type"] == "bounce")
             .unwrap();
-        assert!(e["reply"].as_str().unwrap().starts_with("5.7.10"), "{e}");
+        assert!(
+            e["description"].as_str().unwrap().starts_with("5.7.10"),
+            "{e}"
+        );
     }
     assert!(
-        !ev.iter().any(|e| e["result"] == "deferred"
-            && e["rcpt"]
+        !ev.iter().any(|e| e["type"] == "transient_failure"
+            && e["recipient"]
                 .as_str()
                 .is_some_and(|r| r.starts_with(['x', 'y', 'z']))),
         "no deferral on the way: {ev:?}"
@@ -143,10 +148,13 @@ fn requiretls_leaves_only_over_verified_tls_and_bounces_5_7_10_otherwise() {
     for r in ["x@good.test", "y@good.test", "z@good.test"] {
         let e = ev
             .iter()
-            .find(|e| e["rcpt"] == r && e["result"] == "delivered")
+            .find(|e| e["recipient"] == r && e["type"] == "delivery")
             .unwrap();
-        assert_eq!(e["tls_policy"], "requiretls", "{e}");
-        assert!(e["tls"].as_str().unwrap().starts_with("TLSv1."), "{e}");
+        assert_eq!(e["tls"]["policy"], "requiretls", "{e}");
+        assert!(
+            e["tls"]["version"].as_str().unwrap().starts_with("TLSv1."),
+            "{e}"
+        );
         let m = good
             .messages()
             .into_iter()

@@ -39,15 +39,17 @@ fn mx_preference_with_failover_to_the_next_host() {
     assert!(!t.to_ascii_lowercase().contains("x-priority-queue"));
     assert!(t.contains(&format!("by laneway.test (Laneway) with ESMTP id {id}")));
     let ev = wait_events(&d, "delivered event", |e| {
-        e.iter().any(|e| e["result"] == "delivered")
+        e.iter().any(|e| e["type"] == "delivery")
     });
-    let e = ev.iter().find(|e| e["result"] == "delivered").unwrap();
-    assert_eq!(e["id"], id);
+    let e = ev.iter().find(|e| e["type"] == "delivery").unwrap();
+    assert_eq!(e["message_id"], id);
     assert!(
-        e["next_hop"]
-            .as_str()
-            .unwrap()
-            .starts_with("mx2.example.test[127.0.0.3]"),
+        format!(
+            "{}[{}]",
+            e["next_hop"]["host"].as_str().unwrap(),
+            e["next_hop"]["ip"].as_str().unwrap()
+        )
+        .starts_with("mx2.example.test[127.0.0.3]"),
         "{e}"
     );
     eventually("spool empty", || d.spool_stats()["total"] == 0);
@@ -69,14 +71,23 @@ fn a_deferral_is_retried_in_the_same_lane_and_delivered() {
     let id = submit(&d, "alice@sender.test", &["bob@example.test"], 7, "x\r\n");
     assert_eq!(s.wait_blocking(1, DEADLINE), 1);
     let ev = wait_events(&d, "two events", |e| e.len() >= 2);
-    assert_eq!(ev[0]["result"], "deferred");
+    assert_eq!(ev[0]["type"], "transient_failure");
     assert_eq!(ev[0]["attempt"], 1);
-    assert!(ev[0]["reply"].as_str().unwrap().starts_with("451 4.3.0"));
-    assert!(ev[0]["next_attempt_ms"].as_u64().is_some());
-    assert_eq!(ev[1]["result"], "delivered");
+    assert!(
+        ev[0]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("451 4.3.0")
+    );
+    assert!(
+        ev[0]["next_attempt"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    assert_eq!(ev[1]["type"], "delivery");
     assert_eq!(ev[1]["attempt"], 2);
     for e in &ev[..2] {
-        assert_eq!(e["id"], id);
+        assert_eq!(e["message_id"], id);
         assert_eq!(e["lane"], 7, "retries keep their lane");
     }
 }
@@ -148,15 +159,15 @@ fn a_restart_keeps_attempt_counts() {
     let mut d = Daemon::start(&cfg);
     let id = submit(&d, "a@sender.test", &["x@example.test"], 3, "x\r\n");
     wait_events(&d, "first deferral", |e| {
-        e.iter().any(|e| e["result"] == "deferred")
+        e.iter().any(|e| e["type"] == "transient_failure")
     });
     d.kill9();
     d.restart();
     let ev = wait_events(&d, "delivery", |e| {
-        e.iter().any(|e| e["result"] == "delivered")
+        e.iter().any(|e| e["type"] == "delivery")
     });
-    let delivered = ev.iter().find(|e| e["result"] == "delivered").unwrap();
-    assert_eq!(delivered["id"], id);
+    let delivered = ev.iter().find(|e| e["type"] == "delivery").unwrap();
+    assert_eq!(delivered["message_id"], id);
     assert_eq!(delivered["attempt"], 3, "{ev:?}");
     assert_eq!(s.count(), 1);
 }

@@ -81,14 +81,15 @@ tls = "none"
     assert!(plain.messages().iter().all(|m| !m.tls));
     let ev = wait_events(&d, "deferrals for the TLS failures", |e| {
         e.iter()
-            .any(|e| e["rcpt"] == "x@untrusted.test" && e["result"] == "deferred")
-            && e.iter()
-                .any(|e| e["rcpt"] == "x@plain-required.test" && e["result"] == "deferred")
+            .any(|e| e["recipient"] == "x@untrusted.test" && e["type"] == "transient_failure")
+            && e.iter().any(|e| {
+                e["recipient"] == "x@plain-required.test" && e["type"] == "transient_failure"
+            })
     });
     let r = |rcpt: &str| {
         ev.iter()
-            .find(|e| e["rcpt"] == rcpt && e["result"] == "deferred")
-            .map(|e| e["reply"].as_str().unwrap().to_string())
+            .find(|e| e["recipient"] == rcpt && e["type"] == "transient_failure")
+            .map(|e| e["description"].as_str().unwrap().to_string())
             .unwrap()
     };
     assert!(
@@ -108,10 +109,13 @@ tls = "none"
     );
     let delivered_tls = ev
         .iter()
-        .find(|e| e["rcpt"] == "x@good.test" && e["result"] == "delivered")
+        .find(|e| e["recipient"] == "x@good.test" && e["type"] == "delivery")
         .unwrap();
     assert!(
-        delivered_tls["tls"].as_str().unwrap().starts_with("TLSv1."),
+        delivered_tls["tls"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLSv1."),
         "{delivered_tls}"
     );
 }

@@ -100,13 +100,7 @@ events = "{{dir}}/events.jsonl"
     )
 }
 
-pub(crate) fn events(d: &Daemon) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(d.dir().join("events.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("event JSON"))
-        .collect()
-}
+pub(crate) use crate::delivery::events;
 
 /// What a hostile MX does.
 #[derive(Clone, Copy)]

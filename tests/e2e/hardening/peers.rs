@@ -27,7 +27,7 @@ fn hostile_mx_hosts_cannot_hurt_the_relay() {
         eventually("two deferrals", || {
             events(&d)
                 .iter()
-                .filter(|e| e["id"] == id && e["result"] == "deferred")
+                .filter(|e| e["message_id"] == id && e["type"] == "transient_failure")
                 .count()
                 >= 2
         });
@@ -52,12 +52,12 @@ fn hostile_mx_hosts_cannot_hurt_the_relay() {
     eventually("delivered after the hang-ups", || {
         events(&d)
             .iter()
-            .any(|e| e["id"] == id && e["result"] == "delivered")
+            .any(|e| e["message_id"] == id && e["type"] == "delivery")
     });
     assert_eq!(*got.lock().unwrap(), vec!["hang-up".to_string()]);
     let deferred = events(&d)
         .iter()
-        .filter(|e| e["id"] == id && e["result"] == "deferred")
+        .filter(|e| e["message_id"] == id && e["type"] == "transient_failure")
         .count();
     assert_eq!(deferred, 2);
     eventually("spool empty", || d.spool_stats()["total"] == 0);
@@ -88,13 +88,16 @@ fn a_null_sender_message_that_fails_makes_no_bounce() {
     ));
     eventually("both failed and the spool is empty", || {
         let ev = events(&d);
-        let failed = |id: &str| ev.iter().any(|e| e["id"] == id && e["result"] == "failed");
+        let failed = |id: &str| {
+            ev.iter()
+                .any(|e| e["message_id"] == id && e["type"] == "bounce")
+        };
         failed(&null) && failed(&normal) && d.spool_stats()["total"] == 0
     });
     let ev = events(&d);
     let dsn_sent = ev
         .iter()
-        .filter(|e| e["result"] == "failed" && e["id"] != null && e["id"] != normal)
+        .filter(|e| e["type"] == "bounce" && e["message_id"] != null && e["message_id"] != normal)
         .count();
     assert_eq!(
         dsn_sent, 1,

@@ -83,6 +83,9 @@ pub(crate) struct SendRequest {
     /// RFC 8689 REQUIRETLS: relay only over verified TLS, else bounce.
     #[serde(default)]
     require_tls: bool,
+    /// The application's own keys and values, in every event of the message.
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +99,9 @@ pub(crate) struct RawRequest {
     /// RFC 8689 REQUIRETLS: relay only over verified TLS, else bounce.
     #[serde(default)]
     require_tls: bool,
+    /// The application's own keys and values, in every event of the message.
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
 }
 
 /// Reads the body, refusing one over the size limit with 413.
@@ -254,6 +260,14 @@ struct Prepared {
     message: Vec<u8>,
     lane: LaneRequest,
     require_tls: bool,
+    metadata: BTreeMap<String, String>,
+}
+
+/// `400 invalid_metadata` when the metadata is over its bounds.
+fn metadata(m: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+    laneway_common::metadata::check(&m)
+        .map_err(|e| ApiError::field("invalid_metadata", "metadata", e))?;
+    Ok(m)
 }
 
 async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -265,6 +279,7 @@ async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<V
         message,
         lane,
         require_tls,
+        metadata,
     } = p;
     // the request is valid: now whether we can take it (draining, disk space)
     ctx.api.ingest.admit()?;
@@ -285,6 +300,7 @@ async fn submit(ctx: &Ctx, key: &Key, p: Prepared) -> Result<(StatusCode, Json<V
         envelope.body = laneway_common::envelope::BodyType::EightBitMime;
     }
     envelope.require_tls = require_tls;
+    envelope.metadata = metadata;
     let acc = ctx
         .api
         .ingest
@@ -476,6 +492,7 @@ pub async fn send(
         message,
         lane,
         require_tls: req.require_tls,
+        metadata: metadata(req.metadata)?,
     };
     submit(&ctx, &key, p).await
 }
@@ -587,6 +604,7 @@ pub async fn raw(
         message,
         lane,
         require_tls: req.require_tls,
+        metadata: metadata(req.metadata)?,
     };
     submit(&ctx, &key, p).await
 }

@@ -244,3 +244,72 @@ async fn cluster_and_drain_endpoints() {
         ]
     );
 }
+
+/// The history endpoints: one filter at a time, unknown parameters named.
+#[tokio::test]
+async fn event_history_endpoints() {
+    let t = setup();
+    let null = Value::Null;
+    let table: Vec<(&str, StatusCode, Option<&str>)> = vec![
+        (
+            "/api/v1/messages/0000000000000abc/events",
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "/api/v1/messages/xyz/events",
+            StatusCode::BAD_REQUEST,
+            Some("id"),
+        ),
+        ("/api/v1/events?after=5&limit=10", StatusCode::OK, None),
+        (
+            "/api/v1/events?recipient=bob@example.net",
+            StatusCode::OK,
+            None,
+        ),
+        ("/api/v1/events?meta.order=42", StatusCode::OK, None),
+        (
+            "/api/v1/events?message_id_header=%3Cm1@x%3E",
+            StatusCode::OK,
+            None,
+        ),
+        (
+            "/api/v1/events?after=x",
+            StatusCode::BAD_REQUEST,
+            Some("after"),
+        ),
+        (
+            "/api/v1/events?limit=0",
+            StatusCode::BAD_REQUEST,
+            Some("limit"),
+        ),
+        (
+            "/api/v1/events?colour=red",
+            StatusCode::BAD_REQUEST,
+            Some("colour"),
+        ),
+        (
+            "/api/v1/events?recipient=a@b&meta.k=v",
+            StatusCode::BAD_REQUEST,
+            Some("recipient"),
+        ),
+    ];
+    for (path, want, field) in table {
+        let (s, v) = call(&t, "GET", path, "admin-token", &[], null.clone()).await;
+        assert_eq!(s, want, "{path}: {v}");
+        if let Some(f) = field {
+            assert_eq!(v["error"]["field"], f, "{path}: {v}");
+        }
+    }
+    let calls = t.admin.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![
+            "events Some(\"0000000000000abc\") None None None 0 100".to_string(),
+            "events None None None None 5 10".into(),
+            "events None Some(\"bob@example.net\") None None 0 100".into(),
+            "events None None None Some((\"order\", \"42\")) 0 100".into(),
+            "events None None Some(\"<m1@x>\") None 0 100".into(),
+        ]
+    );
+}

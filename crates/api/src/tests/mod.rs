@@ -193,6 +193,26 @@ impl Admin for FakeAdmin {
             ..Default::default()
         }
     }
+    fn events(
+        &self,
+        q: laneway_common::admin::EventQuery,
+    ) -> BoxFuture<'_, Result<laneway_common::admin::EventPage, AdminError>> {
+        self.calls.lock().unwrap().push(format!(
+            "events {:?} {:?} {:?} {:?} {} {}",
+            q.message_id.map(|i| i.to_string()),
+            q.recipient,
+            q.message_id_header,
+            q.meta,
+            q.after,
+            q.limit
+        ));
+        Box::pin(async {
+            Ok(laneway_common::admin::EventPage {
+                events: vec![],
+                next_cursor: None,
+            })
+        })
+    }
 }
 
 pub(crate) struct T {

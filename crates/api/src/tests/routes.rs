@@ -43,5 +43,5 @@ async fn every_documented_route_is_routed() {
             n += 1;
         }
     }
-    assert_eq!(n, 21, "documented operations");
+    assert_eq!(n, 23, "documented operations");
 }

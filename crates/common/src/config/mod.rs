@@ -6,6 +6,7 @@
 //! the first: each table is read on its own, then the whole is validated.
 
 mod cluster;
+mod events;
 mod inbound;
 mod outbound;
 mod queue;
@@ -17,6 +18,7 @@ mod validate;
 use std::path::Path;
 
 pub use cluster::*;
+pub use events::*;
 pub use inbound::*;
 pub use outbound::*;
 pub use queue::*;
@@ -62,6 +64,10 @@ pub struct Config {
     pub domains: Vec<SenderDomain>,
     /// `[cluster]`: absent means one node on its own.
     pub cluster: Option<Cluster>,
+    /// `[events]`: the kept history.
+    pub events: EventsConfig,
+    /// `[[webhook]]`: endpoints events are sent to.
+    pub webhooks: Vec<Webhook>,
 }
 
 /// Every problem found in a configuration, one line each.
@@ -126,8 +132,10 @@ impl Config {
                 "auth" => cfg.auth = section(&mut errors, "[auth]", value),
                 "domain" => cfg.domains = array(&mut errors, "domain", value),
                 "cluster" => cfg.cluster = Some(section(&mut errors, "[cluster]", value)),
+                "events" => cfg.events = section(&mut errors, "[events]", value),
+                "webhook" => cfg.webhooks = array(&mut errors, "webhook", value),
                 other => errors.push(format!(
-                    "unknown table or key `{other}` (known: server, listener, tls, relay, smtp_user, queue, spool, outbound, destination, route, dns, log, api, metrics, auth, domain, cluster)"
+                    "unknown table or key `{other}` (known: server, listener, tls, relay, smtp_user, queue, spool, outbound, destination, route, dns, log, api, metrics, auth, domain, cluster, events, webhook)"
                 )),
             }
         }

@@ -51,6 +51,9 @@ impl Config {
         if let Some(p) = self.cluster.as_mut().and_then(|c| c.redis_ca.as_mut()) {
             fix(p);
         }
+        for w in &mut self.webhooks {
+            fix(&mut w.secret_file);
+        }
         // spool_dir stays relative to the working directory, as the
         // embedded default `./spool` promises.
     }
@@ -177,6 +180,47 @@ impl Config {
             }
         }
         self.validate_outbound(errors, warnings);
+        let mut hooks = std::collections::HashSet::new();
+        for w in &self.webhooks {
+            let at = format!("[[webhook]] {}", w.name);
+            if w.name.is_empty() || !hooks.insert(w.name.clone()) {
+                errors.push(format!("{at}: every webhook needs a name of its own"));
+            }
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://"))
+                || w.url.split_once("://").is_some_and(|(_, r)| r.is_empty())
+            {
+                errors.push(format!(
+                    "{at}: url = {:?}: an http:// or https:// URL",
+                    w.url
+                ));
+            }
+            if w.batch_size == 0 {
+                errors.push(format!("{at}: batch_size must be at least 1"));
+            }
+            if w.events.as_ref().is_some_and(Vec::is_empty) {
+                errors.push(format!(
+                    "{at}: events = []: name at least one type, or leave it out for all"
+                ));
+            }
+            if w.lanes.is_empty() {
+                errors.push(format!("{at}: lanes names no lane"));
+            }
+            if w.retry_initial > w.retry_max {
+                errors.push(format!("{at}: retry_initial is longer than retry_max"));
+            }
+            if w.timeout.is_zero() {
+                errors.push(format!("{at}: timeout must be longer than 0s"));
+            }
+            if let Err(e) = w.secrets() {
+                errors.push(e);
+            }
+        }
+        if self.events.history.is_zero() {
+            errors.push("[events] history must be longer than 0s".into());
+        }
+        if self.events.max_size < 1 << 20 {
+            errors.push("[events] max_size must be at least \"1MiB\"".into());
+        }
         if let Some(c) = &self.cluster {
             let scheme = c.redis.split_once("://").map(|(s, _)| s);
             if !matches!(scheme, Some("redis" | "rediss")) {

@@ -322,6 +322,19 @@ impl Queue {
         changed || !timers.is_empty()
     }
 
+    /// A queued message's lane, sender and the recipients still pending.
+    pub fn pending_of(&self, id: MessageId) -> Option<(Priority, String, Vec<String>)> {
+        let st = self.lock();
+        let e = st.entries.get(&id)?;
+        let pending = e
+            .rcpts
+            .iter()
+            .filter(|r| !r.status.is_final())
+            .map(|r| r.address.to_string())
+            .collect();
+        Some((e.lane, e.sender.to_string(), pending))
+    }
+
     /// Makes a deferred message due now.
     pub fn retry_now(&self, id: MessageId) -> Result<(), AdminError> {
         let now = self.clock.now_ms();

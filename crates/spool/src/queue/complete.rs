@@ -4,9 +4,11 @@
 
 use laneway_common::{Disposition, MessageId};
 
+use laneway_common::events::{Event, EventTls, EventType};
+
 use super::{
-    Applied, DsnAction, Notice, Notifier, Outcome, Queue, WorkItem, expiry_ms, next_attempt_ms,
-    schedule_domains,
+    Applied, AttemptVia, DsnAction, Entry, Notice, Notifier, Outcome, Queue, WorkItem, expiry_ms,
+    next_attempt_ms, schedule_domains,
 };
 use crate::journal::Record;
 use crate::state::RcptStatus;
@@ -26,7 +28,22 @@ impl Queue {
         outcomes: Vec<(usize, Outcome)>,
         notifier: &dyn Notifier,
     ) -> Vec<Applied> {
+        self.complete_via(item, outcomes, notifier, &AttemptVia::default())
+            .await
+    }
+
+    /// [`Queue::complete`] for an attempt over a connection: its events
+    /// (one per recipient, written into the journal with the outcomes)
+    /// name the connection's TLS, pool and source address.
+    pub async fn complete_via(
+        &self,
+        item: &WorkItem,
+        outcomes: Vec<(usize, Outcome)>,
+        notifier: &dyn Notifier,
+        via: &AttemptVia,
+    ) -> Vec<Applied> {
         let now = self.clock.now_ms();
+        let mut events = Vec::new();
         let policy = self.settings().policy.policy(item.lane);
         let jitter = self.clock.jitter();
         let mut failed = Vec::new();
@@ -97,7 +114,14 @@ impl Queue {
                 // not remove its files before the DSN is written
                 e.readers += 1;
             }
+            if self.events.get().is_some() {
+                events = attempt_events(e, item, &applied, &delayed, via, now);
+            }
         }
+        let events: Vec<Vec<u8>> = match self.events.get() {
+            Some(sink) => events.into_iter().map(|ev| sink.encode(ev)).collect(),
+            None => Vec::new(),
+        };
         let needs_original = !failed.is_empty() || !relayed.is_empty() || !delayed.is_empty();
         if needs_original {
             let store = self.store.clone();
@@ -133,7 +157,7 @@ impl Queue {
             self.done_reading(id);
         }
         if !changed.is_empty() {
-            self.persist(item.id, &changed).await;
+            self.persist_with(item.id, &changed, events).await;
         }
         applied
     }
@@ -177,6 +201,16 @@ impl Queue {
     /// is durable. The record is made under the lock, so records of one
     /// message are journalled in the order of its changes.
     pub(super) async fn persist(&self, id: MessageId, changed: &[usize]) {
+        self.persist_with(id, changed, Vec::new()).await
+    }
+
+    /// [`Queue::persist`] with events committed together with the change.
+    pub(super) async fn persist_with(
+        &self,
+        id: MessageId,
+        changed: &[usize],
+        events: Vec<Vec<u8>>,
+    ) {
         let now = self.clock.now_ms();
         let (commit, done) = {
             let mut st = self.lock();
@@ -191,7 +225,9 @@ impl Queue {
             } else {
                 Record::Rcpts(id, lane, e.delta(changed))
             };
-            let commit = self.store.record(vec![record]);
+            let mut records = vec![record];
+            records.extend(events.into_iter().map(Record::Event));
+            let commit = self.store.record(records);
             if done {
                 st.entries.remove(&id);
             } else if !e.deleted {
@@ -206,4 +242,46 @@ impl Queue {
             self.changed.notify_one();
         }
     }
+}
+
+/// The events of an attempt: one per recipient it decided, and a
+/// `delayed` one per recipient a delay warning goes out for.
+fn attempt_events(
+    e: &Entry,
+    item: &WorkItem,
+    applied: &[Applied],
+    delayed: &[(usize, Outcome)],
+    via: &AttemptVia,
+    now: u64,
+) -> Vec<Event> {
+    let stamp = |mut ev: Event, idx: usize| {
+        ev.attempt = e.rcpts.get(idx).map(|r| r.attempts);
+        ev.queue_time_ms = Some(now.saturating_sub(e.queued_at_ms));
+        ev.tls = via.tls_policy.as_ref().map(|p| EventTls {
+            version: via.tls.clone(),
+            policy: p.clone(),
+        });
+        ev.pool = via.pool.clone();
+        ev.source_ip = via.source_ip.clone();
+        ev
+    };
+    let mut out: Vec<Event> = applied
+        .iter()
+        .map(|a| {
+            let mut ev = e
+                .event(
+                    EventType::of_outcome(&a.outcome, a.expired),
+                    item.id,
+                    a.index,
+                )
+                .with_outcome(&a.outcome);
+            ev.next_attempt = a.next_attempt_ms.map(laneway_common::admin::rfc3339);
+            stamp(ev, a.index)
+        })
+        .collect();
+    for (idx, o) in delayed {
+        let ev = e.event(EventType::Delayed, item.id, *idx).with_outcome(o);
+        out.push(stamp(ev, *idx));
+    }
+    out
 }

@@ -27,6 +27,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use laneway_common::events::{Event, EventSink, EventType};
 use laneway_common::{Envelope, MessageId, Priority};
 use smallvec::SmallVec;
 use tokio::sync::Notify;
@@ -49,8 +50,8 @@ use crate::store::DiskStore;
 const DEAD_AFTER: u32 = 3;
 
 pub use types::{
-    Applied, Clock, DsnAction, Notice, Notifier, Poll, QueueSettings, SiteInfo, SystemClock, Take,
-    WorkItem,
+    Applied, AttemptVia, Clock, DsnAction, Notice, Notifier, Poll, QueueSettings, SiteInfo,
+    SystemClock, Take, WorkItem,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,30 @@ struct Entry {
     /// Completions reading the message for a DSN right now: its files stay
     /// until the last one is done.
     readers: u8,
+    /// What only its events need (absent for most messages).
+    extra: Option<Box<Extra>>,
+}
+
+/// Envelope facts carried into a message's events.
+#[derive(Debug, Default)]
+struct Extra {
+    metadata: std::collections::BTreeMap<String, String>,
+    envid: Option<String>,
+    orcpt: Vec<Option<String>>,
+}
+
+impl Entry {
+    /// An event about recipient `idx` of this message.
+    fn event(&self, kind: EventType, id: MessageId, idx: usize) -> Event {
+        let rcpt = self.rcpts.get(idx).map(|r| &*r.address).unwrap_or("");
+        let mut e = Event::new(kind, id, self.lane.get(), &*self.sender, rcpt);
+        if let Some(x) = &self.extra {
+            e.metadata = x.metadata.clone();
+            e.envid = x.envid.clone();
+            e.orcpt = x.orcpt.get(idx).cloned().flatten();
+        }
+        e
+    }
 }
 
 impl Entry {
@@ -163,6 +188,7 @@ pub struct Queue {
     clock: Arc<dyn Clock>,
     changed: Notify,
     work: Notify,
+    events: std::sync::OnceLock<Arc<dyn EventSink>>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -181,7 +207,19 @@ impl Queue {
             clock,
             changed: Notify::new(),
             work: Notify::new(),
+            events: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Where the events of delivery attempts go (written into the journal
+    /// with the outcomes they report). Without one, none are made.
+    pub fn set_events(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.events.set(sink);
+    }
+
+    /// The event sink, if any.
+    pub fn events(&self) -> Option<&Arc<dyn EventSink>> {
+        self.events.get()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -269,12 +307,26 @@ impl Queue {
             moving: false,
             deleted: false,
             readers: 0,
+            extra: extra_of(env),
         };
         st.entries.insert(id, Box::new(entry));
         schedule_domains(&mut st, id, now, &self.work);
         drop(st);
         self.changed.notify_one();
     }
+}
+
+/// What of an envelope only events need, if anything.
+fn extra_of(env: &Envelope) -> Option<Box<Extra>> {
+    let orcpt: Vec<Option<String>> = env.recipients.iter().map(|r| r.orcpt.clone()).collect();
+    if env.metadata.is_empty() && env.envid.is_none() && orcpt.iter().all(Option::is_none) {
+        return None;
+    }
+    Some(Box::new(Extra {
+        metadata: env.metadata.clone(),
+        envid: env.envid.clone(),
+        orcpt,
+    }))
 }
 
 fn min_opt(a: Option<u64>, b: u64) -> Option<u64> {

@@ -44,6 +44,19 @@ pub struct Applied {
     pub expired: bool,
 }
 
+/// The connection an attempt used, as its events report it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AttemptVia {
+    /// TLS protocol and cipher, when encrypted.
+    pub tls: Option<String>,
+    /// The TLS policy the connection was made under.
+    pub tls_policy: Option<String>,
+    /// The egress pool.
+    pub pool: Option<String>,
+    /// The source address.
+    pub source_ip: Option<String>,
+}
+
 impl Applied {
     pub(super) fn new(index: usize, outcome: Outcome) -> Applied {
         Applied {

@@ -45,20 +45,38 @@ const MAX_SEGMENT: u64 = 8 << 20;
 /// Most operations gathered into one group commit.
 const MAX_BATCH: usize = 4096;
 
+/// Where events written with the journal's records go at each checkpoint
+/// (the durable event log of `laneway-events`): they must be durable there
+/// when `persist` returns, before the journal segment is deleted.
+pub trait EventPersist: Send + Sync {
+    /// Stores events (JSON, in journal order), durably.
+    fn persist(&self, events: Vec<Vec<u8>>) -> io::Result<()>;
+}
+
 /// Where a spool's files live (shared by the store and its threads).
-#[derive(Debug)]
 pub(crate) struct Layout {
     pub(crate) root: PathBuf,
     pub(crate) shards: u32,
     tmp_seq: AtomicU64,
+    events: Option<Arc<dyn EventPersist>>,
+}
+
+impl std::fmt::Debug for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layout")
+            .field("root", &self.root)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Layout {
-    pub(crate) fn new(root: &Path, shards: u32) -> Layout {
+    pub(crate) fn new(root: &Path, shards: u32, events: Option<Arc<dyn EventPersist>>) -> Layout {
         Layout {
             root: root.to_path_buf(),
             shards: shards.max(1),
             tmp_seq: AtomicU64::new(0),
+            events,
         }
     }
 
@@ -181,22 +199,31 @@ pub enum Record {
     Rcpts(MessageId, Priority, Delta),
     /// The message is done (or deleted): its files go.
     Remove(MessageId, Priority),
+    /// An event (JSON) reporting the change it is committed with.
+    Event(Vec<u8>),
 }
 
 const KIND_RCPTS: u8 = 1;
 const KIND_REMOVE: u8 = 2;
+const KIND_EVENT: u8 = 3;
 
 fn encode(r: &Record, out: &mut Vec<u8>) -> io::Result<()> {
     let mut payload = Vec::with_capacity(64);
+    let none = (MessageId::from_u64(0), Priority::new(0).expect("lane 0"));
     let (kind, id, lane) = match r {
         Record::Rcpts(id, lane, _) => (KIND_RCPTS, id, lane),
         Record::Remove(id, lane) => (KIND_REMOVE, id, lane),
+        Record::Event(_) => (KIND_EVENT, &none.0, &none.1),
     };
     payload.push(kind);
     payload.extend_from_slice(&id.as_u64().to_le_bytes());
     payload.push(lane.get());
-    if let Record::Rcpts(_, _, d) = r {
-        serde_json::to_writer(&mut payload, d).map_err(io::Error::other)?;
+    match r {
+        Record::Rcpts(_, _, d) => {
+            serde_json::to_writer(&mut payload, d).map_err(io::Error::other)?
+        }
+        Record::Event(json) => payload.extend_from_slice(json),
+        Record::Remove(..) => {}
     }
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
@@ -230,6 +257,7 @@ fn decode(mut bytes: &[u8]) -> Vec<Record> {
                 Err(_) => break,
             },
             KIND_REMOVE => Record::Remove(id, lane),
+            KIND_EVENT => Record::Event(payload[10..].to_vec()),
             _ => break,
         };
         out.push(rec);
@@ -242,6 +270,7 @@ fn decode(mut bytes: &[u8]) -> Vec<Record> {
 #[derive(Debug, Default)]
 struct Window {
     dirty: HashMap<MessageId, (Priority, Delta)>,
+    events: Vec<Vec<u8>>,
 }
 
 impl Window {
@@ -263,12 +292,22 @@ impl Window {
                 self.dirty.remove(id);
                 layout.remove(*id, *lane)
             }
+            Record::Event(json) => {
+                self.events.push(json.clone());
+                Ok(())
+            }
         }
     }
 
     /// Writes the collected state files durably: temp files, syncfs,
     /// renames, syncfs. A message that left meanwhile is skipped.
     fn write(self, layout: &Layout) -> io::Result<()> {
+        if !self.events.is_empty()
+            && let Some(sink) = &layout.events
+        {
+            // into the event log before the segment holding them goes
+            sink.persist(self.events)?;
+        }
         let mut renames = Vec::new();
         for (id, (lane, delta)) in self.dirty {
             let Some(lane) = layout.lane_of(id, Some(lane)) else {
@@ -634,117 +673,4 @@ fn checkpoint_thread(layout: &Layout, rx: mpsc::Receiver<Check>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::RcptStatus;
-
-    fn delta(n: u32, i: u32, status: RcptStatus) -> Delta {
-        Delta {
-            n,
-            attempts: 1,
-            delay_warned: false,
-            rcpts: vec![(
-                i,
-                RcptState {
-                    status,
-                    attempts: 1,
-                    ..Default::default()
-                },
-            )],
-        }
-    }
-
-    #[test]
-    fn frames_round_trip_and_a_torn_tail_is_ignored() {
-        let lane = Priority::new(3).unwrap();
-        let recs = vec![
-            Record::Rcpts(
-                MessageId::from_u64(1),
-                lane,
-                delta(2, 1, RcptStatus::Delivered),
-            ),
-            Record::Remove(MessageId::from_u64(2), lane),
-        ];
-        let mut buf = Vec::new();
-        for r in &recs {
-            encode(r, &mut buf).unwrap();
-        }
-        assert_eq!(decode(&buf), recs);
-        let mut torn = buf.clone();
-        torn.truncate(buf.len() - 3);
-        assert_eq!(decode(&torn), recs[..1]);
-        let mut flipped = buf.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 1;
-        assert_eq!(decode(&flipped), recs[..1]);
-    }
-
-    #[test]
-    fn deltas_merge_and_apply_idempotently() {
-        let mut d = delta(3, 0, RcptStatus::Delivered);
-        d.merge(delta(3, 2, RcptStatus::Failed));
-        d.merge(delta(3, 0, RcptStatus::Delivered));
-        let mut st = MessageState::new(3);
-        d.apply(&mut st);
-        d.apply(&mut st);
-        assert_eq!(st.recipients[0].status, RcptStatus::Delivered);
-        assert_eq!(st.recipients[1].status, RcptStatus::Pending);
-        assert_eq!(st.recipients[2].status, RcptStatus::Failed);
-        assert_eq!(st.attempts, 1);
-    }
-
-    #[test]
-    fn a_crash_leaves_segments_that_the_next_start_replays() {
-        use crate::store::DiskStore;
-        let dir = tempfile::tempdir().unwrap();
-        let lane = Priority::new(2).unwrap();
-        let ids = laneway_common::id::IdGenerator::new(None);
-        let (kept, gone) = (ids.next_id(), ids.next_id());
-        {
-            let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
-            let env = crate::format::tests::envelope();
-            s.put(kept, lane, &env, b"x\r\n").unwrap();
-            s.put(gone, lane, &env, b"y\r\n").unwrap();
-        }
-        // what a daemon killed after two group commits leaves behind
-        let mut buf = Vec::new();
-        encode(
-            &Record::Rcpts(kept, lane, delta(1, 0, RcptStatus::Failed)),
-            &mut buf,
-        )
-        .unwrap();
-        encode(&Record::Remove(gone, lane), &mut buf).unwrap();
-        buf.extend_from_slice(&[7, 0, 0]); // a torn frame
-        fs::write(dir.path().join("journal").join(segment_name(9)), &buf).unwrap();
-        let (_s, rec, report) = DiskStore::open(dir.path(), 2).unwrap();
-        assert_eq!(report.journal_replayed, 2);
-        assert_eq!(rec.len(), 1);
-        assert_eq!(rec[0].id, kept);
-        assert_eq!(rec[0].state.recipients[0].status, RcptStatus::Failed);
-        let left = segments(&dir.path().join("journal")).unwrap();
-        assert_eq!(left.len(), 1, "only the new segment");
-        assert_eq!(left[0].0, 10);
-    }
-
-    #[tokio::test]
-    async fn commits_resolve_after_their_records_are_applied() {
-        use crate::store::DiskStore;
-        let dir = tempfile::tempdir().unwrap();
-        let lane = Priority::new(4).unwrap();
-        let ids = laneway_common::id::IdGenerator::new(None);
-        let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
-        let env = crate::format::tests::envelope();
-        let msgs: Vec<MessageId> = (0..50).map(|_| ids.next_id()).collect();
-        for id in &msgs {
-            s.put(*id, lane, &env, b"x\r\n").unwrap();
-        }
-        let commits: Vec<Commit> = msgs
-            .iter()
-            .map(|id| s.record(vec![Record::Remove(*id, lane)]))
-            .collect();
-        for c in commits {
-            c.await.unwrap();
-        }
-        assert_eq!(crate::store::lane_counts(dir.path()).unwrap().total, 0);
-    }
-}
+mod tests;

@@ -1,0 +1,162 @@
+//! Journal tests: frames, deltas, group commit, replay after a crash, events.
+use super::*;
+use crate::state::RcptStatus;
+
+fn delta(n: u32, i: u32, status: RcptStatus) -> Delta {
+    Delta {
+        n,
+        attempts: 1,
+        delay_warned: false,
+        rcpts: vec![(
+            i,
+            RcptState {
+                status,
+                attempts: 1,
+                ..Default::default()
+            },
+        )],
+    }
+}
+
+#[test]
+fn frames_round_trip_and_a_torn_tail_is_ignored() {
+    let lane = Priority::new(3).unwrap();
+    let recs = vec![
+        Record::Rcpts(
+            MessageId::from_u64(1),
+            lane,
+            delta(2, 1, RcptStatus::Delivered),
+        ),
+        Record::Remove(MessageId::from_u64(2), lane),
+    ];
+    let mut buf = Vec::new();
+    for r in &recs {
+        encode(r, &mut buf).unwrap();
+    }
+    assert_eq!(decode(&buf), recs);
+    let mut torn = buf.clone();
+    torn.truncate(buf.len() - 3);
+    assert_eq!(decode(&torn), recs[..1]);
+    let mut flipped = buf.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert_eq!(decode(&flipped), recs[..1]);
+}
+
+#[test]
+fn deltas_merge_and_apply_idempotently() {
+    let mut d = delta(3, 0, RcptStatus::Delivered);
+    d.merge(delta(3, 2, RcptStatus::Failed));
+    d.merge(delta(3, 0, RcptStatus::Delivered));
+    let mut st = MessageState::new(3);
+    d.apply(&mut st);
+    d.apply(&mut st);
+    assert_eq!(st.recipients[0].status, RcptStatus::Delivered);
+    assert_eq!(st.recipients[1].status, RcptStatus::Pending);
+    assert_eq!(st.recipients[2].status, RcptStatus::Failed);
+    assert_eq!(st.attempts, 1);
+}
+
+/// Events committed with records reach the event log at the next
+/// checkpoint, and those a crash left in the journal at the replay.
+#[test]
+fn events_move_to_the_event_log_at_checkpoints_and_at_the_replay() {
+    use crate::store::DiskStore;
+    #[derive(Default)]
+    struct Log(Mutex<Vec<Vec<u8>>>);
+    impl EventPersist for Log {
+        fn persist(&self, events: Vec<Vec<u8>>) -> io::Result<()> {
+            self.0.lock().unwrap().extend(events);
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lane = Priority::new(2).unwrap();
+    let id = laneway_common::id::IdGenerator::new(None).next_id();
+    let log = Arc::new(Log::default());
+    {
+        let (s, _) = DiskStore::lock_with(dir.path(), 2, || {
+            Ok(Some(log.clone() as Arc<dyn EventPersist>))
+        })
+        .unwrap();
+        s.put(id, lane, &crate::format::tests::envelope(), b"x\r\n")
+            .unwrap();
+        let c = s.record(vec![
+            Record::Rcpts(id, lane, delta(1, 0, RcptStatus::Failed)),
+            Record::Event(b"{\"e\":1}".to_vec()),
+        ]);
+        c.wait().unwrap();
+        s.close();
+    }
+    assert_eq!(
+        log.0.lock().unwrap().clone(),
+        vec![b"{\"e\":1}".to_vec()],
+        "at the final checkpoint"
+    );
+    // what a crash leaves: an event only in the journal
+    let mut buf = Vec::new();
+    encode(&Record::Event(b"{\"e\":2}".to_vec()), &mut buf).unwrap();
+    fs::write(dir.path().join("journal").join(segment_name(99)), &buf).unwrap();
+    let (_s, report) = DiskStore::lock_with(dir.path(), 2, || {
+        Ok(Some(log.clone() as Arc<dyn EventPersist>))
+    })
+    .unwrap();
+    assert_eq!(report.journal_replayed, 1);
+    assert_eq!(log.0.lock().unwrap().len(), 2, "replayed into the log");
+    assert_eq!(log.0.lock().unwrap()[1], b"{\"e\":2}".to_vec());
+}
+
+#[test]
+fn a_crash_leaves_segments_that_the_next_start_replays() {
+    use crate::store::DiskStore;
+    let dir = tempfile::tempdir().unwrap();
+    let lane = Priority::new(2).unwrap();
+    let ids = laneway_common::id::IdGenerator::new(None);
+    let (kept, gone) = (ids.next_id(), ids.next_id());
+    {
+        let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+        let env = crate::format::tests::envelope();
+        s.put(kept, lane, &env, b"x\r\n").unwrap();
+        s.put(gone, lane, &env, b"y\r\n").unwrap();
+    }
+    // what a daemon killed after two group commits leaves behind
+    let mut buf = Vec::new();
+    encode(
+        &Record::Rcpts(kept, lane, delta(1, 0, RcptStatus::Failed)),
+        &mut buf,
+    )
+    .unwrap();
+    encode(&Record::Remove(gone, lane), &mut buf).unwrap();
+    buf.extend_from_slice(&[7, 0, 0]); // a torn frame
+    fs::write(dir.path().join("journal").join(segment_name(9)), &buf).unwrap();
+    let (_s, rec, report) = DiskStore::open(dir.path(), 2).unwrap();
+    assert_eq!(report.journal_replayed, 2);
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].id, kept);
+    assert_eq!(rec[0].state.recipients[0].status, RcptStatus::Failed);
+    let left = segments(&dir.path().join("journal")).unwrap();
+    assert_eq!(left.len(), 1, "only the new segment");
+    assert_eq!(left[0].0, 10);
+}
+
+#[tokio::test]
+async fn commits_resolve_after_their_records_are_applied() {
+    use crate::store::DiskStore;
+    let dir = tempfile::tempdir().unwrap();
+    let lane = Priority::new(4).unwrap();
+    let ids = laneway_common::id::IdGenerator::new(None);
+    let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+    let env = crate::format::tests::envelope();
+    let msgs: Vec<MessageId> = (0..50).map(|_| ids.next_id()).collect();
+    for id in &msgs {
+        s.put(*id, lane, &env, b"x\r\n").unwrap();
+    }
+    let commits: Vec<Commit> = msgs
+        .iter()
+        .map(|id| s.record(vec![Record::Remove(*id, lane)]))
+        .collect();
+    for c in commits {
+        c.await.unwrap();
+    }
+    assert_eq!(crate::store::lane_counts(dir.path()).unwrap().total, 0);
+}
