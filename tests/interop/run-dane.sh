@@ -109,17 +109,17 @@ for rcpt in x@dane.test x@wrong.dane.test x@bogus.test; do
     swaks --server "$(host "$TX_IN")" --port "$(port "$TX_IN")" --from a@sender.test --to "$rcpt" \
         --header "Subject: dane $rcpt" >"$D/swaks.out" 2>&1 || { cat "$D/swaks.out"; fail "submit $rcpt"; }
 done
-# delivery events in the log: rcpt=<addr> result=<what> ... (values may be quoted)
-event() { grep -E "rcpt=\"?$1\"? result=\"?$2" "$WORK/tx/log"; }
-delivered() { event "$1" delivered >/dev/null; }
-deferred() { event "$1" deferred | grep -q "$2"; }
+# delivery events in the log: event=<type> ... rcpt=<addr> ... (values may be quoted)
+event() { grep -E "event=\"?$2\"? .*rcpt=\"?$1\"? " "$WORK/tx/log"; }
+delivered() { event "$1" delivery >/dev/null; }
+deferred() { event "$1" transient_failure | grep -q "$2"; }
 for _ in $(seq 1 150); do
     delivered x@dane.test && deferred x@wrong.dane.test TLSA && deferred x@bogus.test TLSA && break
     sleep 0.2
 done
-event x@dane.test delivered >"$D/ok.txt" || true
-event x@wrong.dane.test deferred >"$D/wrong.txt" || true
-event x@bogus.test deferred >"$D/bogus.txt" || true
+event x@dane.test delivery >"$D/ok.txt" || true
+event x@wrong.dane.test transient_failure >"$D/wrong.txt" || true
+event x@bogus.test transient_failure >"$D/bogus.txt" || true
 check "DANE: delivered over TLS pinned by TLSA 3 1 1 (tls_policy=dane)" \
     grep -Eq 'tls_policy="?dane' "$D/ok.txt"
 check "DANE: a mismatching TLSA record defers (no TLSA record matches)" \

@@ -12,7 +12,7 @@
 pub mod log;
 pub mod webhook;
 
-pub use log::{EventLog, Filter, LogError, Stored};
+pub use log::{EventLog, Filter, LogError, Raw, Stored};
 pub use webhook::{Webhooks, signature, verify};
 
 #[cfg(test)]

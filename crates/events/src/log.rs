@@ -134,9 +134,35 @@ fn time_of(e: &Event) -> u64 {
         .unwrap_or_else(laneway_common::envelope::now_ms)
 }
 
-fn decode(seq: u64, v: &[u8]) -> Option<Stored> {
+/// Bytes before an event's JSON in the `events` table: time (8, BE ms),
+/// type (index into `EventType::ALL`) and lane — what the webhooks filter
+/// on without parsing the JSON.
+const HEAD: usize = 10;
+
+fn head(v: &[u8]) -> Option<(u64, EventType, u8)> {
     let ts = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    let event = serde_json::from_slice(&v[8..]).ok()?;
+    let kind = *EventType::ALL.get(usize::from(*v.get(8)?))?;
+    Some((ts, kind, *v.get(9)?))
+}
+
+/// A stored event as its JSON, for sending on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raw {
+    /// Its place in the log.
+    pub seq: u64,
+    /// When it happened, ms since the Unix epoch.
+    pub ts_ms: u64,
+    /// Its type.
+    pub kind: EventType,
+    /// Its lane.
+    pub lane: u8,
+    /// The event's JSON.
+    pub json: Vec<u8>,
+}
+
+fn decode(seq: u64, v: &[u8]) -> Option<Stored> {
+    let (ts, ..) = head(v)?;
+    let event = serde_json::from_slice(&v[HEAD..]).ok()?;
     Some(Stored {
         seq,
         ts_ms: ts,
@@ -222,6 +248,12 @@ impl EventLog {
                     json = e.to_json();
                 }
                 let mut v = time_of(&e).to_be_bytes().to_vec();
+                let kind = EventType::ALL
+                    .iter()
+                    .position(|k| *k == e.kind)
+                    .unwrap_or(0);
+                v.push(kind as u8);
+                v.push(e.lane);
                 v.extend_from_slice(&json);
                 table.insert(next, v.as_slice()).map_err(db)?;
                 for (t, k) in index_keys(&e, next) {
@@ -309,7 +341,7 @@ impl EventLog {
                     .get(..8)
                     .map(|b| u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
                     .unwrap_or(0);
-                if !go(seq, ts, v.len().saturating_sub(8) as u64) {
+                if !go(seq, ts, v.len().saturating_sub(HEAD) as u64) {
                     break;
                 }
                 table.remove(seq).map_err(db)?;
@@ -321,7 +353,7 @@ impl EventLog {
                             .map_err(db)?;
                     }
                 }
-                bytes = bytes.saturating_sub(v.len().saturating_sub(8) as u64);
+                bytes = bytes.saturating_sub(v.len().saturating_sub(HEAD) as u64);
                 gone.push(seq);
             }
             meta.insert("bytes", bytes).map_err(db)?;
@@ -400,6 +432,46 @@ impl EventLog {
             .insert(name, seq)
             .map_err(db)?;
         txn.commit().map_err(db)
+    }
+
+    /// Up to `limit` events after `after` whose type and lane `wants`,
+    /// looking at no more than `scan` events, as their JSON (for the
+    /// webhooks: nothing is parsed); and the last seq looked at.
+    pub fn read_raw(
+        &self,
+        after: u64,
+        limit: usize,
+        scan: usize,
+        wants: impl Fn(EventType, u8) -> bool,
+    ) -> Result<(Vec<Raw>, u64), LogError> {
+        let txn = self.db.begin_read().map_err(db)?;
+        let t = txn.open_table(EVENTS).map_err(db)?;
+        let mut out = Vec::new();
+        let mut last = after;
+        for r in t
+            .range((Bound::Excluded(after), Bound::Unbounded))
+            .map_err(db)?
+            .take(scan)
+        {
+            let (k, v) = r.map_err(db)?;
+            let (seq, v) = (k.value(), v.value());
+            if let Some((ts_ms, kind, lane)) = head(v)
+                && wants(kind, lane)
+            {
+                out.push(Raw {
+                    seq,
+                    ts_ms,
+                    kind,
+                    lane,
+                    json: v[HEAD..].to_vec(),
+                });
+            }
+            last = seq;
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok((out, last))
     }
 
     /// Up to `limit` events after `after` for which `wants` holds, looking

@@ -19,7 +19,7 @@ use laneway_common::http::{Connection, Request, Url};
 use laneway_common::metrics as m;
 use tokio_util::sync::CancellationToken;
 
-use crate::log::{EventLog, Stored};
+use crate::log::{EventLog, Raw};
 
 /// Events looked at per read (a webhook that wants few types skips many).
 const SCAN: usize = 10_000;
@@ -148,8 +148,8 @@ impl Sender {
         loop {
             let hook = self.hook.clone();
             let (batch, last) = match blocking(&self.log, move |l| {
-                l.read(cursor, hook.batch_size, SCAN, |e| {
-                    hook.wants(e.kind, e.lane)
+                l.read_raw(cursor, hook.batch_size, SCAN, |kind, lane| {
+                    hook.wants(kind, lane)
                 })
             })
             .await
@@ -186,7 +186,7 @@ impl Sender {
                 continue;
             }
             let max_age = self.hook.max_age.as_millis() as u64;
-            let (fresh, stale): (Vec<Stored>, Vec<Stored>) = batch
+            let (fresh, stale): (Vec<Raw>, Vec<Raw>) = batch
                 .into_iter()
                 .partition(|s| now.saturating_sub(s.ts_ms) <= max_age);
             if !stale.is_empty() {
@@ -219,7 +219,7 @@ impl Sender {
         }
     }
 
-    fn gauges(&self, batch: &[Stored], cursor: u64, now: u64) {
+    fn gauges(&self, batch: &[Raw], cursor: u64, now: u64) {
         let newest = *self.log.watch().borrow();
         let name = self.hook.name.clone();
         ::metrics::gauge!(m::WEBHOOK_BACKLOG, "webhook" => name.clone())
@@ -243,13 +243,13 @@ impl Sender {
         }
     }
 
-    async fn post(&self, conn: &mut Option<Connection>, batch: &[Stored]) -> Result<(), String> {
+    async fn post(&self, conn: &mut Option<Connection>, batch: &[Raw]) -> Result<(), String> {
         let mut body = b"{\"events\":[".to_vec();
         for (i, s) in batch.iter().enumerate() {
             if i > 0 {
                 body.push(b',');
             }
-            body.extend_from_slice(&s.event.to_json());
+            body.extend_from_slice(&s.json);
         }
         body.extend_from_slice(b"]}");
         let t = laneway_common::envelope::now_ms() / 1000;
