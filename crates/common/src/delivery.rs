@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::bounce::{BounceClass, RECIPIENT_STATUSES};
 use crate::reply::Reply;
 
 /// An RFC 3463 enhanced status code `class.subject.detail`, e.g. 5.1.1.
@@ -270,13 +271,16 @@ impl Outcome {
         }
     }
 
-    /// The bounce class of a permanent failure (from its status code; the
-    /// deliverability rules refine it from remote texts).
+    /// The bounce class of a permanent failure: from its status code and,
+    /// for a remote reply, the text table of [`crate::bounce`].
     pub fn bounce_class(&self) -> BounceClass {
         match self.stage {
             Stage::Expiry => BounceClass::Other,
             Stage::Tls => BounceClass::Tls,
-            _ => BounceClass::of_status(self.status),
+            _ => match &self.remote {
+                Some(r) => BounceClass::classify(self.status, &r.joined()),
+                None => BounceClass::of_status(self.status),
+            },
         }
     }
 
@@ -306,92 +310,6 @@ impl fmt::Display for Outcome {
             (Some(r), Some(d)) => write!(f, "{r} ({d})"),
             (None, Some(d)) => write!(f, "{} {d}", self.status),
             (None, None) => write!(f, "{}", self.status),
-        }
-    }
-}
-
-/// What a permanent failure or a returned bounce says about why the mail
-/// could not be delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BounceClass {
-    /// The mailbox does not exist or is disabled (5.1.1, 5.1.3, 5.1.6, 5.2.1).
-    InvalidRecipient,
-    /// The mailbox is full (5.2.2).
-    MailboxFull,
-    /// The recipient domain does not exist or takes no mail (5.1.2, 5.1.10).
-    DomainNotFound,
-    /// Refused by the receiver's policy (5.7.x without a more specific reason).
-    Policy,
-    /// Refused as spam.
-    SpamBlock,
-    /// Refused for the sending address's or domain's reputation.
-    Reputation,
-    /// SPF, DKIM or DMARC failed (5.7.23–5.7.27).
-    AuthFailure,
-    /// TLS could not be negotiated or verified (5.7.10, TLS stage).
-    Tls,
-    /// The message is too large (5.2.3, 5.3.4).
-    MessageTooLarge,
-    /// The mail cannot be routed (5.4.x).
-    Routing,
-    /// Anything else.
-    Other,
-}
-
-/// The recipient-side statuses: the address or its domain is bad. The one
-/// list that decides suppression (RFC 3463 §3.2, RFC 7505 §4.2 for
-/// 5.1.10). 5.1.7 and 5.1.8 are about the *sender* and are not here.
-pub const RECIPIENT_STATUSES: &[(Status, BounceClass)] = &[
-    (Status::new(5, 1, 1), BounceClass::InvalidRecipient), // bad destination mailbox
-    (Status::new(5, 1, 2), BounceClass::DomainNotFound),   // bad destination system
-    (Status::new(5, 1, 3), BounceClass::InvalidRecipient), // bad destination mailbox syntax
-    (Status::new(5, 1, 6), BounceClass::InvalidRecipient), // mailbox has moved
-    (Status::new(5, 1, 10), BounceClass::DomainNotFound),  // null MX
-    (Status::new(5, 2, 1), BounceClass::InvalidRecipient), // mailbox disabled
-];
-
-impl BounceClass {
-    /// The class an enhanced status code implies on its own.
-    pub fn of_status(s: Status) -> BounceClass {
-        if let Some((_, c)) = RECIPIENT_STATUSES.iter().find(|(x, _)| *x == s) {
-            return *c;
-        }
-        match (s.class, s.subject, s.detail) {
-            (_, 2, 2) => BounceClass::MailboxFull,
-            (_, 2, 3) | (_, 3, 4) => BounceClass::MessageTooLarge,
-            (_, 7, 1) => BounceClass::Policy,
-            (_, 7, 10) | (_, 7, 11) => BounceClass::Tls,
-            (_, 7, 23..=27) => BounceClass::AuthFailure,
-            (_, 7, _) => BounceClass::Policy,
-            (_, 4, _) => BounceClass::Routing,
-            _ => BounceClass::Other,
-        }
-    }
-
-    /// Whether a failure of this class, said by the remote side, takes
-    /// the address off the list: only a bad mailbox or domain.
-    pub fn suppresses(self) -> bool {
-        matches!(
-            self,
-            BounceClass::InvalidRecipient | BounceClass::DomainNotFound
-        )
-    }
-
-    /// The snake_case name used in logs, events and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BounceClass::InvalidRecipient => "invalid_recipient",
-            BounceClass::MailboxFull => "mailbox_full",
-            BounceClass::DomainNotFound => "domain_not_found",
-            BounceClass::Policy => "policy",
-            BounceClass::SpamBlock => "spam_block",
-            BounceClass::Reputation => "reputation",
-            BounceClass::AuthFailure => "auth_failure",
-            BounceClass::Tls => "tls",
-            BounceClass::MessageTooLarge => "message_too_large",
-            BounceClass::Routing => "routing",
-            BounceClass::Other => "other",
         }
     }
 }
@@ -456,20 +374,6 @@ mod tests {
         assert!(expired.is_permanent() && !expired.suppresses());
         assert_eq!(expired.status.to_string(), "4.4.7");
         assert!(expired.to_string().contains("450 4.1.1 text"), "{expired}");
-    }
-
-    #[test]
-    fn bounce_classes_from_codes() {
-        let c = |a, b, d| BounceClass::of_status(Status::new(a, b, d));
-        assert_eq!(c(5, 1, 1), BounceClass::InvalidRecipient);
-        assert_eq!(c(5, 1, 10), BounceClass::DomainNotFound);
-        assert_eq!(c(5, 2, 2), BounceClass::MailboxFull);
-        assert_eq!(c(5, 3, 4), BounceClass::MessageTooLarge);
-        assert_eq!(c(5, 7, 26), BounceClass::AuthFailure);
-        assert_eq!(c(5, 7, 1), BounceClass::Policy);
-        assert_eq!(c(5, 4, 4), BounceClass::Routing);
-        assert_eq!(c(5, 1, 7), BounceClass::Other);
-        assert_eq!(c(5, 0, 0), BounceClass::Other);
     }
 
     #[test]

@@ -379,6 +379,7 @@ impl Events {
             tls_policy = e.tls.as_ref().map(|t| t.policy.as_str()).unwrap_or("-"),
             attempt = e.attempt.unwrap_or(0),
             queue_ms = e.queue_time_ms.unwrap_or(0),
+            class = e.bounce_class.as_deref().unwrap_or("-"),
             reply = e.description.as_deref().unwrap_or("-"),
             "event"
         );

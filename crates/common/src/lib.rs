@@ -7,6 +7,7 @@
 //! for its interfaces (DESIGN §3).
 
 pub mod admin;
+pub mod bounce;
 pub mod config;
 pub mod delivery;
 pub mod domain;

@@ -17,7 +17,7 @@ pub const RECEIVED: &str = "laneway_messages_received_total";
 pub const DELIVERED: &str = "laneway_recipients_delivered_total";
 /// Recipient delivery attempts deferred, per lane.
 pub const DEFERRED: &str = "laneway_recipients_deferred_total";
-/// Recipients failed permanently (bounced), per lane.
+/// Recipients failed permanently (bounced), per lane and bounce class.
 pub const BOUNCED: &str = "laneway_recipients_bounced_total";
 /// Recipients given up on after `max_age`, per lane.
 pub const EXPIRED: &str = "laneway_recipients_expired_total";
@@ -112,7 +112,7 @@ pub fn describe() {
     describe_counter!(
         BOUNCED,
         Unit::Count,
-        "Recipients failed permanently, per lane."
+        "Recipients failed permanently, per lane and bounce class."
     );
     describe_counter!(
         EXPIRED,

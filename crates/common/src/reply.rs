@@ -59,6 +59,21 @@ impl Reply {
         self.esc.map(|(a, b, c)| format!("{a}.{b}.{c}"))
     }
 
+    /// The whole reply as one string, each line `<code> <enhanced status>
+    /// <text>` (the status left out when there is none), joined by
+    /// newlines: what the bounce classes and the shaping rules match.
+    pub fn joined(&self) -> String {
+        let status = self.status().map(|s| format!("{s} ")).unwrap_or_default();
+        let n = self.lines.len().max(1);
+        (0..n)
+            .map(|i| {
+                let text = self.lines.get(i).map(String::as_str).unwrap_or("");
+                format!("{} {status}{text}", self.code)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// The reply as it goes on the wire, CRLF-terminated, multi-line when
     /// needed. Control characters in the text are replaced so that a reply
     /// can never break the protocol framing.

@@ -241,7 +241,8 @@ impl Dispatcher {
             } else if a.expired {
                 ::metrics::counter!(metrics::EXPIRED, "lane" => lane).increment(1);
             } else {
-                ::metrics::counter!(metrics::BOUNCED, "lane" => lane).increment(1);
+                ::metrics::counter!(metrics::BOUNCED, "lane" => lane, "class" => o.bounce_class().as_str())
+                    .increment(1);
                 self.hooks.failed(&item.sender, rcpt, item.lane, o);
             }
         }

@@ -132,6 +132,9 @@ pub fn build(
         if let Some(d) = &said.diagnostic {
             status.push_str(&format!("Diagnostic-Code: {d}\r\n"));
         }
+        if let Some(c) = said.bounce_class {
+            status.push_str(&format!("X-Laneway-Bounce-Class: {c}\r\n"));
+        }
         status.push_str(&format!(
             "Last-Attempt-Date: {}\r\n",
             rfc5322_date(now_secs)
@@ -193,6 +196,9 @@ pub struct RecipientReport {
     /// `Diagnostic-Code:`: `smtp; <the remote reply>` when the remote
     /// said it, `X-Laneway; <the reason>` when Laneway decided.
     pub diagnostic: Option<String>,
+    /// `X-Laneway-Bounce-Class:` (an RFC 3464 §3 extension field) for a
+    /// failure: the class of [`laneway_common::bounce`].
+    pub bounce_class: Option<&'static str>,
 }
 
 /// The one function that decides what a DSN reports for a result.
@@ -212,6 +218,7 @@ pub fn report_of(action: DsnAction, o: &Outcome) -> RecipientReport {
             o.status
         },
         remote_mta: o.hop.as_ref().map(|h| h.host.clone()),
+        bounce_class: matches!(action, DsnAction::Failed).then(|| o.bounce_class().as_str()),
         diagnostic: if success && o.remote.is_none() {
             None
         } else {
@@ -333,6 +340,10 @@ mod tests {
         ));
         assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 <bob@example.net>: user unknown"));
         assert!(text.contains("Remote-MTA: dns; mx.example.net"));
+        assert!(
+            text.contains("X-Laneway-Bounce-Class: invalid_recipient"),
+            "{text}"
+        );
         assert!(text.contains("Original-Recipient: rfc822;bob@example.net"));
         assert!(text.contains("Original-Envelope-Id: env-1"));
         assert!(

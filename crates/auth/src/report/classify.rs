@@ -7,6 +7,8 @@
 //! DMARC, blocklists) are about the sender, not the address, and a full or
 //! disabled mailbox may recover.
 
+use laneway_common::bounce::BounceClass;
+
 /// What a returned message or an SMTP reply means for one recipient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Class {
@@ -66,7 +68,7 @@ impl std::fmt::Display for Enhanced {
 pub fn classify_status(status: &str) -> Class {
     let codes = enhanced_codes(status);
     if let Some(code) = codes.iter().copied().find(|c| !c.generic()) {
-        return by_code(code);
+        return by_code(code, status);
     }
     let class = codes
         .first()
@@ -79,80 +81,37 @@ pub fn classify_status(status: &str) -> Class {
     }
 }
 
-/// The class a specific enhanced code implies: only the recipient-side
-/// statuses of [`laneway_common::delivery::RECIPIENT_STATUSES`] (the list
-/// that also decides suppression at delivery) are hard; sender-side codes
-/// (5.1.7, 5.1.8) and routing trouble (5.4.x) are not.
-fn by_code(c: Enhanced) -> Class {
-    use laneway_common::delivery::{BounceClass, Status};
-    match (c.class, c.subject) {
+/// The class a specific enhanced code implies, with the text refining it
+/// as [`BounceClass::classify`] allows: only the recipient-side statuses of
+/// [`laneway_common::bounce::RECIPIENT_STATUSES`] (the list that also
+/// decides suppression at delivery), or wording that says so where the code
+/// leaves room, are hard; sender-side codes (5.1.7, 5.1.8) and routing
+/// trouble (5.4.x) are not.
+fn by_code(c: Enhanced, text: &str) -> Class {
+    use laneway_common::delivery::Status;
+    match (c.class, u8::try_from(c.subject)) {
         (2, _) => Class::Success,
-        (5, 7) => Class::Policy,
-        (5, s) => match u8::try_from(s) {
-            Ok(s) if BounceClass::of_status(Status::new(5, s, c.detail)).suppresses() => {
-                Class::Hard
-            }
-            _ => Class::Soft,
-        },
+        (5, Ok(s)) => of_bounce_class(BounceClass::classify(Status::new(5, s, c.detail), text)),
         _ => Class::Soft,
     }
 }
 
-/// Wording rules for permanent replies without a specific code.
+/// Permanent replies without a specific code: the text table of
+/// [`laneway_common::bounce::TEXT_RULES`] decides.
 fn by_wording(text: &str) -> Class {
-    const FULL: &[&str] = &[
-        "quota",
-        "mailbox full",
-        "mailbox is full",
-        "insufficient storage",
-        "storage space",
-        "too many messages",
-    ];
-    const POLICY: &[&str] = &[
-        "spam",
-        "blocked",
-        "blacklist",
-        "blocklist",
-        "denylist",
-        "reputation",
-        "policy",
-        "dmarc",
-        "spf",
-        "dkim",
-        "rbl",
-    ];
-    const UNKNOWN: &[&str] = &[
-        "user unknown",
-        "unknown user",
-        "no such user",
-        "unknown recipient",
-        "recipient unknown",
-        "recipient not found",
-        "invalid recipient",
-        "invalid mailbox",
-        "no such mailbox",
-        "mailbox not found",
-        "mailbox does not exist",
-        "address does not exist",
-        "account does not exist",
-        "does not exist",
-        "doesn't exist",
-        "no mailbox here",
-        "not our customer",
-        "unrouteable address",
-        "bad destination mailbox",
-        "host or domain name not found",
-    ];
-    let lower = text.to_ascii_lowercase();
-    let any = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    if any(FULL) {
-        Class::Soft
-    } else if any(POLICY) {
-        Class::Policy
-    } else if any(UNKNOWN) {
-        Class::Hard
-    } else {
-        Class::Soft
+    BounceClass::of_text(text).map_or(Class::Soft, of_bounce_class)
+}
+
+/// What a bounce class means for the address.
+fn of_bounce_class(c: BounceClass) -> Class {
+    match c {
+        c if c.suppresses() => Class::Hard,
+        BounceClass::Policy
+        | BounceClass::SpamBlock
+        | BounceClass::Reputation
+        | BounceClass::AuthFailure
+        | BounceClass::Tls => Class::Policy,
+        _ => Class::Soft,
     }
 }
 
