@@ -553,3 +553,115 @@ fn check_config_catches_bad_keys_and_warns_about_alignment() {
     );
     assert!(err.contains("warning") && err.contains("align"), "{err}");
 }
+
+/// RFC 8058 one-click unsubscribe: bulk-lane mail of a domain with
+/// `unsubscribe` carries the two fields, signed by DKIM; the POST (no key)
+/// suppresses the recipient for that domain's bulk lanes only, with an
+/// `unsubscribe` event in the message's history; a forged token is a 404.
+#[test]
+fn one_click_unsubscribe_stops_bulk_mail_only() {
+    let s = setup(SinkConfig::default(), "");
+    let token = laneway_api_token(&s);
+    let cfg = std::fs::read_to_string(s.d.config_path()).unwrap().replacen(
+        "bounce_domain = \"bounces.example.com\"\n",
+        "bounce_domain = \"bounces.example.com\"\nunsubscribe = { lanes = \"0-4\", base_url = \"https://unsub.example.com/\" }\n",
+        1,
+    );
+    std::fs::write(s.d.config_path(), cfg).unwrap();
+    s.d.signal(rustix::process::Signal::HUP);
+    eventually("the second reload", || {
+        s.d.logs()
+            .iter()
+            .filter(|l| l.contains("configuration reloaded"))
+            .count()
+            >= 2
+    });
+    let bulk = send(&s.d, "news@example.com", "dora@remote.test", 0, None).unwrap();
+    send(&s.d, "security@example.com", "dora@remote.test", 9, None).unwrap();
+    assert_eq!(s.sink.wait_blocking(2, DEADLINE), 2);
+    let text_of = |lane: &str| {
+        s.sink
+            .messages()
+            .iter()
+            .map(|m| {
+                (
+                    String::from_utf8_lossy(&m.data).into_owned(),
+                    m.data.clone(),
+                )
+            })
+            .find(|(t, _)| t.contains(&format!("X-Bench-Lane: {lane}\r\n")))
+            .unwrap()
+    };
+    let (news, raw) = text_of("0");
+    let link = news
+        .lines()
+        .find_map(|l| l.strip_prefix("List-Unsubscribe: <https://unsub.example.com/u/"))
+        .and_then(|l| l.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("no List-Unsubscribe in {news}"))
+        .to_string();
+    assert!(news.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    assert_eq!(
+        verify(&s.dns, &raw),
+        vec![DkimResult::Pass, DkimResult::Pass],
+        "{news}"
+    );
+    let (reset, _) = text_of("9");
+    assert!(!reset.contains("List-Unsubscribe"), "{reset}");
+
+    // a forged or altered token is refused, and changes nothing
+    let mut altered = link.clone().into_bytes();
+    altered[12] = if altered[12] == b'a' { b'b' } else { b'a' };
+    for bad in [String::from_utf8(altered).unwrap(), "forged".to_string()] {
+        let (st, v) = api(s.d.addr("api"), "POST", &format!("/u/{bad}"), "", None);
+        assert_eq!(
+            (st, &v["error"]["code"]),
+            (404, &json!("unknown_token")),
+            "{v}"
+        );
+    }
+    // the real one works without a key, twice (idempotent)
+    for _ in 0..2 {
+        let (st, v) = api(s.d.addr("api"), "POST", &format!("/u/{link}"), "", None);
+        assert_eq!((st, v), (200, json!({"status": "unsubscribed"})));
+    }
+    // more news is dropped, a password reset still goes out
+    let submit = |from: &str, text: &str, lane: u8| {
+        api(
+            s.d.addr("api"),
+            "POST",
+            "/api/v1/messages",
+            &token,
+            Some(
+                &json!({"from": from, "to": ["dora@remote.test"], "text": text, "priority": lane}),
+            ),
+        )
+    };
+    let (st, v) = submit("news@example.com", "more news", 1);
+    assert_eq!((st, &v["accepted"]), (202, &json!([])), "{v}");
+    let (st, v) = submit("security@example.com", "your reset code", 9);
+    assert_eq!(
+        (st, &v["accepted"]),
+        (202, &json!(["dora@remote.test"])),
+        "{v}"
+    );
+    eventually("the reset is delivered", || {
+        s.sink
+            .messages()
+            .iter()
+            .any(|m| String::from_utf8_lossy(&m.data).contains("your reset code"))
+    });
+    // the message's history says so
+    eventually("an unsubscribe event for the newsletter", || {
+        let (_, v) = api(
+            s.d.addr("api"),
+            "GET",
+            &format!("/api/v1/messages/{bulk}/events"),
+            &token,
+            None,
+        );
+        v["events"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e["type"] == "unsubscribe" && e["recipient"] == "dora@remote.test")
+        })
+    });
+}

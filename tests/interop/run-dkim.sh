@@ -25,6 +25,7 @@ bounce_secret_file = \"$WORK/dkim/bounce.secret\"
 [[domain]]
 name = \"example.com\"
 bounce_domain = \"bounces.example.com\"
+unsubscribe = { lanes = \"0-4\", base_url = \"https://unsub.example.com\" }
 [[domain.dkim]]
 selector = \"rsa1\"
 key = \"$WORK/dkim/rsa1.pem\"
@@ -53,4 +54,17 @@ d = dkim.DKIM(msg)
 for i in range(n):
     assert d.verify(idx=i, dnsfunc=dns), f"signature {i} did not verify"
 print("both signatures verify")
+PY
+check "one-click unsubscribe (RFC 8058) on the lane-4 mail, covered by both signatures" /usr/bin/python3 - "$WORK/dkim-mail/0.eml" <<'PY'
+import re, sys
+msg = open(sys.argv[1], "rb").read().split(b"\r\n", 2)[2]
+head = msg.split(b"\r\n\r\n", 1)[0].decode()
+assert re.search(r"^List-Unsubscribe: <https://unsub\.example\.com/u/[a-z2-7]+>\r$", head, re.M), head
+assert "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in head, head
+sigs = re.findall(r"DKIM-Signature:.*?(?=\r\n\S)", head, re.S)
+assert len(sigs) == 2, sigs
+for s in sigs:
+    h = re.search(r"h=([^;]*)", s.replace("\r\n", "")).group(1).lower().replace(" ", "").replace("\t", "")
+    assert "list-unsubscribe" in h.split(":") and "list-unsubscribe-post" in h.split(":"), h
+print("fields present and signed")
 PY

@@ -144,6 +144,10 @@ fn routes(ctx: Ctx) -> Router {
                 .post(routes::suppressions::add)
                 .delete(routes::suppressions::remove),
         )
+        .route(
+            "/u/{token}",
+            post(routes::unsubscribe::post).get(routes::unsubscribe::page),
+        )
         .route("/api/v1/openapi.json", get(routes::openapi::document))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -44,7 +44,7 @@ const TOKEN_LEN: usize = BODY_LEN + MAC_LEN;
 /// Cheap to clone; `Debug` never prints the secret.
 #[derive(Clone)]
 pub struct BounceKey {
-    key: hmac::Key,
+    pub(crate) key: hmac::Key,
 }
 
 /// Why the bounce secret could not be loaded.

@@ -17,10 +17,12 @@
 //! * [`policy`]: the decisions, pure — who may send as whom, sign or not,
 //!   the VERP sender per recipient, what a returned message or a permanent
 //!   failure means — from the configuration and a clock value passed in.
+//! * [`unsubscribe`]: signed one-click unsubscribe links (RFC 8058) that
+//!   name the recipient and the sender domain, so any node can act on one.
 //! * [`service`]: [`SenderAuth`], the policy with the stores, the token
 //!   writer ([`writer`]) and an event sink, as the daemon runs it.
 //!
-//! Nothing in `bounce`, `dkim`, `report` and `policy` reads the clock,
+//! Nothing in `bounce`, `unsubscribe`, `dkim`, `report` and `policy` reads the clock,
 //! the network or global state: time comes in as an argument, files are
 //! named by the caller.
 
@@ -30,6 +32,7 @@ pub mod policy;
 pub mod report;
 pub mod service;
 pub mod store;
+pub mod unsubscribe;
 pub mod writer;
 
 pub use bounce::{BounceKey, KeyError, TokenError};
@@ -38,3 +41,4 @@ pub use policy::{Policy, alignment_warnings};
 pub use report::{Bounced, Class, Kind, Returned, classify_status};
 pub use service::SenderAuth;
 pub use store::{Scope, Store, StoreError, Suppression, SuppressionStore, TokenInfo, TokenStore};
+pub use unsubscribe::Unsubscribed;

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use laneway_common::config::{Auth, Config};
+use laneway_common::config::{Auth, Config, Unsubscribe};
 use laneway_common::delivery::Outcome;
 use laneway_common::domain::may_send_as;
 use laneway_common::envelope::{Envelope, domain_of};
@@ -22,7 +22,7 @@ use laneway_common::{IngestError, MessageId, Priority, RecipientVerdict, Reply};
 
 use crate::report::{Bounced, Class, Returned};
 use crate::store::{NewSuppression, Scope, Suppression, TokenInfo};
-use crate::{BounceKey, Signer};
+use crate::{BounceKey, Signer, Unsubscribed};
 
 /// What the configuration says, prepared (keys loaded).
 pub struct Policy {
@@ -36,6 +36,8 @@ pub struct Policy {
     users: HashMap<String, Vec<String>>,
     /// Sender domains whose mail is only relayed over verified TLS.
     require_tls: HashSet<String>,
+    /// sender domain → its one-click unsubscribe settings
+    unsubscribe: HashMap<String, Unsubscribe>,
     opts: Auth,
 }
 
@@ -173,6 +175,14 @@ impl Policy {
             .filter(|d| d.require_tls)
             .map(|d| d.name.trim_end_matches('.').to_ascii_lowercase())
             .collect();
+        let unsubscribe = c
+            .domains
+            .iter()
+            .filter_map(|d| {
+                let u = d.unsubscribe.clone()?;
+                Some((d.name.trim_end_matches('.').to_ascii_lowercase(), u))
+            })
+            .collect();
         let users = c
             .smtp_users
             .iter()
@@ -186,6 +196,7 @@ impl Policy {
                 owners,
                 users,
                 require_tls,
+                unsubscribe,
                 opts: c.auth.clone(),
             })
         } else {
@@ -243,6 +254,8 @@ impl Policy {
     pub fn prepare(
         &self,
         env: &Envelope,
+        id: MessageId,
+        lane: Priority,
         message: Vec<u8>,
         now_secs: u64,
     ) -> Result<Prepared, IngestError> {
@@ -274,6 +287,7 @@ impl Policy {
             .flatten()
             .filter(|a| !a.is_empty())
             .any(|a| self.require_tls.contains(&domain_of(a)));
+        let message = self.with_unsubscribe(env, id, lane, message);
         let Some(from_domain) = from.map(|f| domain_of(&f)) else {
             return Ok(Prepared {
                 message,
@@ -297,6 +311,62 @@ impl Policy {
             require_tls,
             dkim,
         })
+    }
+
+    /// RFC 8058 one-click unsubscribe fields, added before signing (so the
+    /// signature covers them) to mail of a sender domain with
+    /// `unsubscribe`, in one of its lanes, to one recipient (the link names
+    /// the recipient, and a message's header is the same for all of them),
+    /// unless the message carries its own `List-Unsubscribe`.
+    fn with_unsubscribe(
+        &self,
+        env: &Envelope,
+        id: MessageId,
+        lane: Priority,
+        message: Vec<u8>,
+    ) -> Vec<u8> {
+        let sd = domain_of(&env.sender);
+        let (Some(u), Some(key), [rcpt]) = (
+            self.unsubscribe.get(&sd),
+            &self.key,
+            env.recipients.as_slice(),
+        ) else {
+            return message;
+        };
+        if !u.lanes.contains(lane)
+            || headers::fields(&message)
+                .iter()
+                .any(|f| f.is("List-Unsubscribe"))
+        {
+            return message;
+        }
+        let Some(token) = key.unsubscribe_token(id, lane.get(), &env.sender, &rcpt.address) else {
+            return message;
+        };
+        let mut out = crate::unsubscribe::header_fields(&u.base_url, &token).into_bytes();
+        out.extend_from_slice(&message);
+        out
+    }
+
+    /// What a one-click unsubscribe token stands for, if this node's key
+    /// signed it and its sender domain still has `unsubscribe`; and the
+    /// suppression it makes (bulk lanes only).
+    pub fn unsubscribe(
+        &self,
+        token: &str,
+        now_secs: u64,
+    ) -> Option<(Unsubscribed, NewSuppression)> {
+        let u = self.key.as_ref()?.open_unsubscribe(token)?;
+        let sd = u.sender_domain();
+        self.unsubscribe.get(&sd)?;
+        let s = NewSuppression::new(
+            sd,
+            u.recipient.clone(),
+            "unsubscribed (one-click, RFC 8058)",
+            Scope::Bulk,
+            now_secs,
+        );
+        Some((u, s))
     }
 
     /// The envelope senders of an item's transactions: with a bounce

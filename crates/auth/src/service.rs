@@ -107,7 +107,7 @@ impl SenderAuth {
         if let Some(s) = why.split_whitespace().next().and_then(Status::parse) {
             e.status = Some(s.to_string());
             if !matches!(e.kind, EventType::Complaint | EventType::Suppressed) {
-                e.bounce_class = Some(BounceClass::of_status(s).as_str().to_string());
+                e.bounce_class = Some(BounceClass::classify(s, why).as_str().to_string());
             }
         }
         self.events.record(e);
@@ -116,11 +116,17 @@ impl SenderAuth {
     /// For trusted submissions (CPU work: run it on a blocking thread):
     /// the sender checked, the bounce domain and TLS demand recorded in the
     /// envelope, the message DKIM-signed. Returns the message to store.
-    pub fn prepare(&self, env: &mut Envelope, message: Vec<u8>) -> Result<Vec<u8>, IngestError> {
+    pub fn prepare(
+        &self,
+        env: &mut Envelope,
+        id: MessageId,
+        lane: Priority,
+        message: Vec<u8>,
+    ) -> Result<Vec<u8>, IngestError> {
         let p = self
             .policy
             .load()
-            .prepare(env, message, (self.clock)() / 1000)?;
+            .prepare(env, id, lane, message, (self.clock)() / 1000)?;
         if let Some(b) = p.bounce_domain {
             env.bounce_domain = Some(b);
         }
@@ -172,6 +178,31 @@ impl SenderAuth {
             }
         }
         out
+    }
+
+    /// A one-click unsubscribe (`POST /u/<token>`): the recipient goes on
+    /// the sender domain's list for bulk lanes, with an `unsubscribe` event
+    /// in the message's history. `Ok(false)`: not a token of ours (or its
+    /// domain no longer has `unsubscribe`). Idempotent: a second POST
+    /// finds the entry there and changes nothing.
+    pub async fn unsubscribe(&self, token: &str) -> Result<bool, crate::StoreError> {
+        let now = (self.clock)();
+        let Some((u, s)) = self.policy.load().unsubscribe(token, now / 1000) else {
+            return Ok(false);
+        };
+        let e = self.suppressions.suppress(&s).await?;
+        tracing::info!(rcpt = %s.address, sender_domain = %s.sender_domain, scope = ?e.scope, id = %u.message_id, "recipient unsubscribed (one-click)");
+        let mut ev = Event::new(
+            EventType::Unsubscribe,
+            u.message_id,
+            u.lane,
+            &u.sender,
+            &u.recipient,
+        );
+        ev.stage = Some("local".into());
+        ev.description = Some(s.reason.clone());
+        self.events.record(ev);
+        Ok(true)
     }
 
     async fn record(&self, s: &NewSuppression, what: &str) {

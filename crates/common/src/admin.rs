@@ -346,6 +346,13 @@ pub trait Admin: Send + Sync + 'static {
         address: &'a str,
         sender_domain: &'a str,
     ) -> BoxFuture<'a, Result<bool, AdminError>>;
+    /// A one-click unsubscribe link was followed (`POST /u/<token>`):
+    /// `Ok(false)` when the token is not one of ours. Nothing to do by
+    /// default (no sender authentication configured).
+    fn unsubscribe<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<bool, AdminError>> {
+        let _ = token;
+        Box::pin(async { Ok(false) })
+    }
     /// Every node of the cluster (this one alone without `[cluster]`).
     fn cluster(&self) -> BoxFuture<'_, ClusterView>;
     /// Spools a message another node hands over; `false` when it is here

@@ -31,6 +31,7 @@ pub struct QueueAdmin {
     cluster: Option<Arc<Cluster>>,
     drainer: Arc<Drainer>,
     events: Option<(laneway_events::EventLog, Arc<dyn EventSink>)>,
+    auth: Option<Arc<laneway_auth::SenderAuth>>,
 }
 
 impl QueueAdmin {
@@ -52,6 +53,7 @@ impl QueueAdmin {
             status,
             cluster,
             events: None,
+            auth: None,
         }
     }
 
@@ -63,6 +65,12 @@ impl QueueAdmin {
         sink: Arc<dyn EventSink>,
     ) -> QueueAdmin {
         self.events = Some((log, sink));
+        self
+    }
+
+    /// Follows one-click unsubscribe links through `auth`.
+    pub fn with_auth(mut self, auth: Arc<laneway_auth::SenderAuth>) -> QueueAdmin {
+        self.auth = Some(auth);
         self
     }
 
@@ -206,6 +214,15 @@ impl Admin for QueueAdmin {
         let now = laneway_common::envelope::now_ms() / 1000;
         let n = NewSuppression::new(&r.sender_domain, &r.address, &r.reason, scope, now);
         Box::pin(async move { self.store.suppress(&n).await.map(entry).map_err(store) })
+    }
+
+    fn unsubscribe<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<bool, AdminError>> {
+        Box::pin(async move {
+            match &self.auth {
+                Some(a) => a.unsubscribe(token).await.map_err(store),
+                None => Ok(false),
+            }
+        })
     }
 
     fn unsuppress<'a>(

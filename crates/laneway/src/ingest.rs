@@ -223,7 +223,7 @@ impl Ingest for Ingestor {
                 if envelope.origin.trusted {
                     let (a, mut env) = (auth.clone(), envelope);
                     let (env, signed) = tokio::task::spawn_blocking(move || {
-                        let m = a.prepare(&mut env, message);
+                        let m = a.prepare(&mut env, id, lane, message);
                         (env, m)
                     })
                     .await

@@ -303,7 +303,8 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
             status,
             cluster.clone(),
         )
-        .with_events(event_log.clone(), events.clone()),
+        .with_events(event_log.clone(), events.clone())
+        .with_auth(sender_auth.clone()),
     );
     let render: laneway_api::MetricsRender = {
         let (h, q) = (prometheus.clone(), queue.clone());

@@ -7,3 +7,4 @@ pub mod health;
 pub mod openapi;
 pub mod submit;
 pub mod suppressions;
+pub mod unsubscribe;

@@ -58,6 +58,7 @@ fn domain(name: &str, dkim: Vec<DkimKey>) -> SenderDomain {
         name: name.into(),
         bounce_domain: None,
         require_tls: false,
+        unsubscribe: None,
         dkim,
     }
 }

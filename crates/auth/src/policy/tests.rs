@@ -39,6 +39,7 @@ allowed_from_domains = ["example.com"]
 [[domain]]
 name = "example.com"
 bounce_domain = "bounces.example.com"
+unsubscribe = {{ lanes = "0-4", base_url = "https://u.example.com/" }}
 [[domain.dkim]]
 selector = "ed"
 key = "{}"
@@ -67,6 +68,10 @@ fn env(sender: &str, rcpts: &[&str], user: Option<&str>) -> Envelope {
     )
 }
 
+fn lane(n: i64) -> Priority {
+    Priority::new(n).unwrap()
+}
+
 fn msg(from: &str) -> Vec<u8> {
     format!("From: {from}\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\nbody\r\n").into_bytes()
 }
@@ -86,7 +91,13 @@ fn who_may_send_as_whom() {
         ("a@other.test", "a@other.test", Some("unlimited"), true),
     ];
     for (sender, from, user, ok) in table {
-        let r = p.prepare(&env(sender, &["b@remote.test"], user), msg(from), 0);
+        let r = p.prepare(
+            &env(sender, &["b@remote.test"], user),
+            MessageId::from_u64(1),
+            lane(4),
+            msg(from),
+            0,
+        );
         assert_eq!(r.is_ok(), ok, "{sender} / {from} / {user:?}: {:?}", r.err());
         if let Err(e) = r {
             assert_eq!(e.reply().status().as_deref(), Some("5.7.1"));
@@ -135,6 +146,8 @@ fn signing_bounce_domains_and_tls_demands() {
         let out = p
             .prepare(
                 &env(sender, &["b@remote.test"], None),
+                MessageId::from_u64(1),
+                lane(4),
                 msg(from),
                 1_700_000_000,
             )
@@ -321,4 +334,77 @@ fn suppressions_stop_the_lanes_their_scope_names() {
         !p.stops(&s(Scope::Bulk), lane(5)),
         "transactional_min_lane defaults to 5"
     );
+}
+
+#[test]
+fn one_click_unsubscribe_on_bulk_mail_to_one_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = policy(dir.path(), true);
+    let prepared = |rcpts: &[&str], l: i64, m: Vec<u8>| {
+        let out = p
+            .prepare(
+                &env("news@example.com", rcpts, None),
+                MessageId::from_u64(42),
+                lane(l),
+                m,
+                1_700_000_000,
+            )
+            .unwrap();
+        String::from_utf8(out.message).unwrap()
+    };
+    let bulk = prepared(&["bob@remote.test"], 0, msg("news@example.com"));
+    let link = bulk
+        .lines()
+        .find_map(|l| l.strip_prefix("List-Unsubscribe: <https://u.example.com/u/"))
+        .and_then(|l| l.strip_suffix('>'))
+        .unwrap_or_else(|| panic!("no link in {bulk}"));
+    assert!(bulk.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    // signed after they were added, and the signature covers them
+    let sig = &bulk[bulk.find("DKIM-Signature").expect("signed")..];
+    let h = sig[sig.find("h=").unwrap()..]
+        .split(';')
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        h.contains("list-unsubscribe") && h.contains("list-unsubscribe-post"),
+        "{h}"
+    );
+    // the token stands for bob leaving example.com's bulk lanes
+    let (u, s) = p.unsubscribe(link, 7).expect("a valid token");
+    assert_eq!((u.message_id, u.lane), (MessageId::from_u64(42), 0));
+    assert_eq!(
+        (
+            s.sender_domain.as_str(),
+            s.address.as_str(),
+            s.scope,
+            s.since
+        ),
+        ("example.com", "bob@remote.test", Scope::Bulk, 7)
+    );
+    let mut forged = link.to_string().into_bytes();
+    forged[20] = if forged[20] == b'a' { b'b' } else { b'a' };
+    assert!(
+        p.unsubscribe(std::str::from_utf8(&forged).unwrap(), 7)
+            .is_none()
+    );
+    assert!(p.unsubscribe("forged", 7).is_none());
+    // not on urgent lanes, not for two recipients, not over the sender's own
+    for (rcpts, l, m) in [
+        (&["bob@remote.test"][..], 9, msg("news@example.com")),
+        (
+            &["bob@remote.test", "eve@remote.test"][..],
+            0,
+            msg("news@example.com"),
+        ),
+        (
+            &["bob@remote.test"][..],
+            0,
+            b"From: news@example.com\r\nList-Unsubscribe: <mailto:u@example.com>\r\n\r\nx\r\n"
+                .to_vec(),
+        ),
+    ] {
+        let out = prepared(rcpts, l, m);
+        assert!(!out.contains("u.example.com/u/"), "{out}");
+    }
 }

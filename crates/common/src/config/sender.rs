@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::units::{self};
-use crate::priority::Priority;
+use crate::priority::{LaneSet, Priority};
 
 /// `[auth]`: sender authentication settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,9 +65,29 @@ pub struct SenderDomain {
     /// Only relay this domain's mail over verified TLS (RFC 8689 semantics).
     #[serde(default)]
     pub require_tls: bool,
+    /// One-click unsubscribe for this domain's bulk mail.
+    #[serde(default)]
+    pub unsubscribe: Option<Unsubscribe>,
     /// `[[domain.dkim]]`: signing keys; two entries sign twice.
     #[serde(default)]
     pub dkim: Vec<DkimKey>,
+}
+
+/// `[[domain]] unsubscribe = { lanes = "0-4", base_url = "https://…" }`:
+/// one-click unsubscribe (RFC 8058) added to this domain's bulk mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unsubscribe {
+    /// The lanes whose mail gets the headers. Default `"0-4"`.
+    #[serde(default = "bulk_lanes")]
+    pub lanes: LaneSet,
+    /// Where the links point: `<base_url>/u/<token>` must reach Laneway's
+    /// HTTP API (directly or through a proxy). http:// or https://.
+    pub base_url: String,
+}
+
+fn bulk_lanes() -> LaneSet {
+    "0-4".parse().expect("valid lanes")
 }
 
 /// `[[domain.dkim]]`

@@ -156,6 +156,19 @@ impl Config {
             {
                 errors.push(format!("{at}: bounce_domain: {e}"));
             }
+            if let Some(u) = &d.unsubscribe {
+                if let Err(e) = crate::http::Url::parse(&u.base_url) {
+                    errors.push(format!("{at}: unsubscribe.base_url: {e}"));
+                }
+                if u.lanes.is_empty() {
+                    errors.push(format!("{at}: unsubscribe.lanes is empty"));
+                }
+                if self.auth.bounce_secret_file.is_none() {
+                    errors.push(format!(
+                        "{at}: unsubscribe needs [auth] bounce_secret_file (it signs the links)"
+                    ));
+                }
+            }
         }
         if let Some(b) = &self.auth.default_bounce_domain
             && let Err(e) = exact_domain(b)
