@@ -208,3 +208,27 @@ fn cluster_keys_are_checked() {
             .contains("port")
     );
 }
+
+#[test]
+fn unsubscribe_needs_a_secret_a_url_and_lanes() {
+    let e = load(
+        "[[domain]]\nname = \"example.com\"\nunsubscribe = { lanes = \"0-4\", base_url = \"ftp://x\" }\n",
+    )
+    .unwrap_err()
+    .0;
+    for want in [
+        "[[domain]] \"example.com\": unsubscribe.base_url",
+        "[[domain]] \"example.com\": unsubscribe needs [auth] bounce_secret_file",
+    ] {
+        assert!(e.iter().any(|m| m.starts_with(want)), "no {want}: {e:#?}");
+    }
+    let e = load("[[domain]]\nname = \"example.com\"\nunsubscribe = { base_url = \"https://u.example.com\", lane = \"0\" }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lane"), "unknown keys are refused: {e}");
+    let c = load("[auth]\nbounce_secret_file = \"/s\"\n[[domain]]\nname = \"example.com\"\nunsubscribe = { base_url = \"https://u.example.com\" }\n")
+        .unwrap()
+        .config;
+    let u = c.domains[0].unsubscribe.as_ref().unwrap();
+    assert_eq!(u.lanes, "0-4".parse().unwrap(), "bulk lanes by default");
+}
