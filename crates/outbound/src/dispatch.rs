@@ -315,6 +315,7 @@ impl Dispatcher {
                     report: None,
                     fallback: None,
                     none_left: None,
+                    idle_timeout: None,
                 };
                 match self.open(&fb, &pool, &settings, false).await {
                     Ok(mut o) => {
@@ -348,7 +349,10 @@ impl Dispatcher {
                 break;
             }
             match self
-                .next_item(&mut grant, Some(settings.idle_timeout))
+                .next_item(
+                    &mut grant,
+                    Some(hop.idle_timeout.unwrap_or(settings.idle_timeout)),
+                )
                 .await
             {
                 Some(i) => item = i,

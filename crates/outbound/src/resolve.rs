@@ -34,6 +34,8 @@ pub(crate) struct Hop {
     pub(crate) fallback: Option<(NextHop, OutboundTls)>,
     /// Why no host is left (MTA-STS names none of the MX hosts).
     pub(crate) none_left: Option<String>,
+    /// The shaping's `idle_timeout` for the site, if it sets one.
+    pub(crate) idle_timeout: Option<std::time::Duration>,
 }
 
 impl Dispatcher {
@@ -45,16 +47,33 @@ impl Dispatcher {
         };
         let lookup = self.lookup.load_full();
         match lookup.next_hop(&domain).await {
-            Ok(hop) => {
+            Ok(mut hop) => {
                 let settings = self.settings.load_full();
-                let hop = self.policy(&domain, hop, &lookup, &settings).await;
+                // MX rollup: a domain whose MX hosts belong to a provider
+                // of the shaping files shares the provider's site
+                let names: Vec<String> = match hop.mx {
+                    true => hop.hosts.iter().map(|h| h.name.clone()).collect(),
+                    false => Vec::new(),
+                };
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let shaped = settings.shaped(&domain, &names);
+                let limits = settings.limits_for(&domain, shaped);
+                let provider = shaped.and_then(|s| s.provider);
+                if let Some(p) = provider {
+                    hop.site = format!("provider={p}").into();
+                }
+                let shaped_tls = shaped.and_then(|s| s.entry.tls);
+                let mut hop = self
+                    .policy(&domain, hop, &lookup, &settings, shaped_tls)
+                    .await;
+                hop.idle_timeout = shaped.and_then(|s| s.entry.idle_timeout);
                 let site = hop.hop.site.clone();
                 let info = SiteInfo {
                     key: site.clone(),
-                    limits: settings.limits_for(&domain),
+                    limits,
                     ttl_ms: hop.hop.ttl.as_millis() as u64,
                 };
-                tracing::debug!(domain = %domain, site = %site, hosts = hop.hop.hosts.len(), "resolved");
+                tracing::debug!(domain = %domain, site = %site, provider = provider.unwrap_or("-"), hosts = hop.hop.hosts.len(), "resolved");
                 self.hops
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
@@ -77,10 +96,12 @@ impl Dispatcher {
         mut hop: NextHop,
         lookup: &Lookup,
         settings: &Settings,
+        shaped_tls: Option<OutboundTls>,
     ) -> Hop {
         let mut tls = hop
             .tls
             .or_else(|| settings.destination(domain).and_then(|d| d.tls))
+            .or(shaped_tls)
             .unwrap_or(settings.tls);
         let mut policy = None;
         let mut report: Option<Arc<PolicyRef>> = None;
@@ -198,6 +219,7 @@ impl Dispatcher {
                 .is_some_and(TlsPolicy::is_recipient_policy)
                 .then_some(unfiltered),
             none_left,
+            idle_timeout: None,
         }
     }
 

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use laneway_common::config::{Config, Destination, OutboundTls};
+use laneway_common::config::{Config, Destination, OutboundTls, ShapingEntry, ShapingRules};
 use laneway_common::domain::best_match;
 use laneway_common::{LaneSet, Priority};
 use laneway_spool::queue::SiteLimits;
@@ -47,6 +47,18 @@ pub struct Settings {
     pub mta_sts_port: u16,
     /// DANE for hosts with secure TLSA records.
     pub dane: bool,
+    /// Provider and domain limits of the shaping files.
+    pub shaping: ShapingRules,
+}
+
+/// The shaping that applies to a domain: its `[domain.<d>]` entry, or the
+/// provider its MX hosts roll up to.
+#[derive(Debug, Clone, Copy)]
+pub struct Shaped<'a> {
+    /// The provider's name, when it is a provider's entry.
+    pub provider: Option<&'a str>,
+    /// The limits.
+    pub entry: &'a ShapingEntry,
 }
 
 impl Settings {
@@ -98,6 +110,7 @@ impl Settings {
             mta_sts: o.mta_sts,
             mta_sts_port: o.mta_sts_port,
             dane: o.dane,
+            shaping: c.shaping_rules.clone(),
         }
     }
 
@@ -111,20 +124,56 @@ impl Settings {
         best_match(&self.destinations, domain, |d| &d.domain)
     }
 
-    /// The limits of the site `domain` resolves to.
-    pub fn limits_for(&self, domain: &str) -> SiteLimits {
+    /// The shaping for `domain`, whose MX hosts are `mx_hosts` (empty for a
+    /// route): none when a `[[destination]]` matches it (the main
+    /// configuration wins), else its `[domain.<d>]`, else the provider one
+    /// of the MX hosts rolls up to.
+    pub fn shaped<'a>(&'a self, domain: &str, mx_hosts: &[&'a str]) -> Option<Shaped<'a>> {
+        if self.destination(domain).is_some() {
+            return None;
+        }
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(entry) = self.shaping.domains.get(&d) {
+            return Some(Shaped {
+                provider: None,
+                entry,
+            });
+        }
+        self.shaping
+            .provider(mx_hosts.iter().copied())
+            .map(|(name, entry)| Shaped {
+                provider: Some(name),
+                entry,
+            })
+    }
+
+    /// The limits of the site `domain` resolves to: its `[[destination]]`,
+    /// else its shaping, else `[outbound]`'s.
+    pub fn limits_for(&self, domain: &str, shaped: Option<Shaped<'_>>) -> SiteLimits {
         let d = &self.default_limits;
-        match self.destination(domain) {
-            None => d.clone(),
-            Some(x) => SiteLimits {
-                max_connections: x.max_connections.unwrap_or(d.max_connections),
-                reserved: x.reserved_connections,
-                reserved_min_lane: x.reserved_min_lane,
-                rate: x.rate,
-                messages_per_connection: x
-                    .messages_per_connection
-                    .unwrap_or(d.messages_per_connection),
-            },
+        let (max, reserved, min_lane, rate, per_conn) = match (self.destination(domain), shaped) {
+            (Some(x), _) => (
+                x.max_connections,
+                Some(x.reserved_connections),
+                Some(x.reserved_min_lane),
+                x.rate,
+                x.messages_per_connection,
+            ),
+            (None, Some(Shaped { entry: e, .. })) => (
+                e.max_connections,
+                e.reserved_connections,
+                e.reserved_min_lane,
+                e.rate,
+                e.messages_per_connection,
+            ),
+            (None, None) => return d.clone(),
+        };
+        SiteLimits {
+            max_connections: max.unwrap_or(d.max_connections),
+            reserved: reserved.unwrap_or(d.reserved),
+            reserved_min_lane: min_lane.unwrap_or(d.reserved_min_lane),
+            rate: rate.or(d.rate),
+            messages_per_connection: per_conn.unwrap_or(d.messages_per_connection),
         }
     }
 }

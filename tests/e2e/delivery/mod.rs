@@ -8,6 +8,7 @@ mod lanes;
 mod mta_sts;
 mod requiretls;
 mod routing;
+mod shaping;
 mod tls;
 
 use std::net::SocketAddr;

@@ -12,6 +12,7 @@ mod outbound;
 mod queue;
 mod sender;
 mod services;
+mod shaping;
 pub mod units;
 mod validate;
 
@@ -24,6 +25,7 @@ pub use outbound::*;
 pub use queue::*;
 pub use sender::*;
 pub use services::*;
+pub use shaping::*;
 
 use serde::de::DeserializeOwned;
 
@@ -68,6 +70,10 @@ pub struct Config {
     pub events: EventsConfig,
     /// `[[webhook]]`: endpoints events are sent to.
     pub webhooks: Vec<Webhook>,
+    /// `[shaping]`: which shaping files.
+    pub shaping: ShapingConfig,
+    /// The rules of those files, read when the configuration is loaded.
+    pub shaping_rules: ShapingRules,
 }
 
 /// Every problem found in a configuration, one line each.
@@ -134,8 +140,9 @@ impl Config {
                 "cluster" => cfg.cluster = Some(section(&mut errors, "[cluster]", value)),
                 "events" => cfg.events = section(&mut errors, "[events]", value),
                 "webhook" => cfg.webhooks = array(&mut errors, "webhook", value),
+                "shaping" => cfg.shaping = section(&mut errors, "[shaping]", value),
                 other => errors.push(format!(
-                    "unknown table or key `{other}` (known: server, listener, tls, relay, smtp_user, queue, spool, outbound, destination, route, dns, log, api, metrics, auth, domain, cluster, events, webhook)"
+                    "unknown table or key `{other}` (known: server, listener, tls, relay, smtp_user, queue, spool, outbound, destination, route, dns, log, api, metrics, auth, domain, cluster, events, webhook, shaping)"
                 )),
             }
         }

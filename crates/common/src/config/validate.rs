@@ -54,6 +54,9 @@ impl Config {
         for w in &mut self.webhooks {
             fix(&mut w.secret_file);
         }
+        for f in &mut self.shaping.files {
+            fix(f);
+        }
         // spool_dir stays relative to the working directory, as the
         // embedded default `./spool` promises.
     }
@@ -193,6 +196,7 @@ impl Config {
             }
         }
         self.validate_outbound(errors, warnings);
+        self.shaping_rules = ShapingRules::load(&self.shaping, errors);
         let mut hooks = std::collections::HashSet::new();
         for w in &self.webhooks {
             let at = format!("[[webhook]] {}", w.name);
