@@ -526,6 +526,7 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
                 queue.set_settings(queue_settings(&loaded.config, &outbound));
                 hold_destinations(queue, *cluster, &loaded.config);
                 dispatcher.reload(outbound, lookup, tls);
+                queue.refresh_sites();
                 api.settings.store(Arc::new(api_settings(&loaded.config)));
                 if loaded.config.api.as_ref().map(|a| a.bind)
                     != running.api.as_ref().map(|a| a.bind)

@@ -182,3 +182,35 @@ fn a_shaping_idle_timeout_keeps_the_connection() {
         "the second message used the same connection"
     );
 }
+
+/// SIGHUP reads the shaping files again and the sites already resolved
+/// take the change at once: a domain that delivered in plaintext gets a
+/// `[domain.<d>]` demanding TLS, and its next message defers for it.
+#[test]
+fn a_reload_applies_new_shaping_at_once() {
+    let dns = TestDns::start();
+    let s = sink(SinkConfig::default());
+    dns.mx("x.test", 10, "mx.x.test");
+    dns.a("mx.x.test", "127.0.0.1");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shaping.toml");
+    std::fs::write(&file, "").unwrap();
+    let extra = format!("[shaping]\nfiles = [\"{}\"]\n", file.display());
+    let d = Daemon::start(&relay(&dns, s.addr.port(), &extra));
+    submit(&d, "a@sender.test", &["one@x.test"], 4, "x\r\n");
+    assert_eq!(s.wait_blocking(1, DEADLINE), 1);
+    std::fs::write(&file, "[domain.\"x.test\"]\ntls = \"required\"\n").unwrap();
+    d.signal(rustix::process::Signal::HUP);
+    assert!(d.wait_log(|l| l.contains("configuration reloaded")));
+    submit(&d, "a@sender.test", &["two@x.test"], 4, "x\r\n");
+    let ev = wait_events(&d, "the second message's attempt", |e| {
+        e.iter().any(|e| e["recipient"] == "two@x.test")
+    });
+    let e = ev.iter().find(|e| e["recipient"] == "two@x.test").unwrap();
+    assert_eq!(e["type"], "transient_failure", "{e}");
+    assert!(
+        e["description"].as_str().unwrap().starts_with("4.7.4"),
+        "{e}"
+    );
+    assert_eq!(s.count(), 1, "nothing more in plaintext");
+}

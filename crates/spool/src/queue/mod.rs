@@ -239,6 +239,19 @@ impl Queue {
         self.changed.notify_one();
     }
 
+    /// Every resolved domain is resolved again at the next poll, its
+    /// current site used meanwhile (on reload: changed limits, shaping and
+    /// TLS settings apply now, not when the DNS answer expires).
+    pub fn refresh_sites(&self) {
+        let mut st = self.lock();
+        for d in st.domains.values_mut().filter(|d| d.site.is_some()) {
+            d.expires_ms = 0;
+            d.stale = true;
+        }
+        drop(st);
+        self.changed.notify_one();
+    }
+
     /// The store underneath.
     pub fn store(&self) -> &Arc<DiskStore> {
         &self.store
