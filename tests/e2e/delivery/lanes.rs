@@ -94,13 +94,20 @@ fn an_urgent_message_overtakes_a_bulk_backlog() {
                 .join(" ")
         };
         if reserved {
-            // it went on a connection of its own (reserved slots carry only
-            // high lanes), not behind a bulk transaction
+            // it went on a connection bulk mail had not used before it: a
+            // reserved slot (only high lanes), or a normal one that was
+            // just opened as a bulk connection rolled over after
+            // messages_per_connection (which may carry bulk after it)
+            let before: Vec<_> = msgs
+                .iter()
+                .filter(|m| {
+                    m.lane == Some(0) && m.peer == urgent.peer && m.mail_at < urgent.mail_at
+                })
+                .collect();
             assert!(
-                msgs.iter()
-                    .filter(|m| m.lane == Some(0))
-                    .all(|m| m.peer != urgent.peer),
-                "the urgent message shared a connection with bulk mail"
+                before.is_empty(),
+                "the urgent message followed bulk mail on its connection: {}",
+                detail(&before)
             );
             // bulk connections go on beside it, but it never waits for a
             // bulk transaction that began after it was queued to end
