@@ -41,6 +41,8 @@ pub struct ApiSettings {
     pub default_priority: Priority,
     /// Our host name (Message-ID).
     pub hostname: String,
+    /// The shaping files' providers and domains, as `GET /api/v1/shaping` shows them.
+    pub shaping: laneway_common::admin::ShapingView,
 }
 
 /// Renders the Prometheus text (refreshing gauges first).
@@ -148,6 +150,7 @@ fn routes(ctx: Ctx) -> Router {
             "/u/{token}",
             post(routes::unsubscribe::post).get(routes::unsubscribe::page),
         )
+        .route("/api/v1/shaping", get(routes::admin::shaping))
         .route("/api/v1/openapi.json", get(routes::openapi::document))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

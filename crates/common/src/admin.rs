@@ -271,6 +271,39 @@ impl AdminError {
     }
 }
 
+/// A provider or domain of the shaping files with its effective limits
+/// (`GET /api/v1/shaping`): what the entry sets, the rest from `[outbound]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShapingRow {
+    /// The provider's name or the domain.
+    pub name: String,
+    /// MX host suffixes (providers; empty for a domain).
+    pub mx_suffix: Vec<String>,
+    /// Most connections to the site.
+    pub max_connections: usize,
+    /// Of those, kept for lanes ≥ `reserved_min_lane`.
+    pub reserved_connections: usize,
+    /// The lowest lane that may use reserved connections.
+    pub reserved_min_lane: u8,
+    /// Messages per period (`"50/s"`), or none.
+    pub rate: Option<String>,
+    /// Messages per connection.
+    pub messages_per_connection: usize,
+    /// TLS policy towards the site.
+    pub tls: String,
+    /// How long an idle connection waits for more work (`"30s"`).
+    pub idle_timeout: String,
+}
+
+/// The shaping in force (`GET /api/v1/shaping`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShapingView {
+    /// Providers, matched by MX host suffix, by name.
+    pub providers: Vec<ShapingRow>,
+    /// Single recipient domains, by name.
+    pub domains: Vec<ShapingRow>,
+}
+
 /// A suppressed recipient (`GET /api/v1/suppressions`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuppressionEntry {

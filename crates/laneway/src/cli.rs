@@ -60,6 +60,13 @@ pub enum Command {
         #[command(subcommand)]
         command: SuppressionCommand,
     },
+    /// Provider shaping of the running daemon.
+    Shaping {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        command: ShapingCommand,
+    },
     /// DKIM keys.
     Dkim {
         #[command(subcommand)]
@@ -181,6 +188,13 @@ pub enum QueueCommand {
         #[arg(long, default_value_t = 100)]
         limit: usize,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ShapingCommand {
+    /// The providers (matched by MX host suffix) and domains of the shaping
+    /// files, with their effective limits.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]

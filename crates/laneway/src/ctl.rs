@@ -199,6 +199,25 @@ pub fn suppressions(t: TargetArgs, command: SuppressionCommand) -> ExitCode {
     }
 }
 
+/// `laneway shaping show`.
+pub fn shaping_show(t: TargetArgs) -> ExitCode {
+    let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    run(
+        &target,
+        "GET",
+        "/api/v1/shaping",
+        None,
+        t.json,
+        crate::print::print_shaping,
+    )
+}
+
 /// `laneway queue …`: one API call per verb.
 pub fn queue(t: TargetArgs, command: QueueCommand) -> ExitCode {
     let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{ApiKeyCommand, Cli, Command, DkimCommand, SpoolCommand};
+use cli::{ApiKeyCommand, Cli, Command, DkimCommand, ShapingCommand, SpoolCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,6 +40,10 @@ fn main() -> ExitCode {
             command: ApiKeyCommand::New { name, scopes },
         } => tools::new_api_key(&name, &scopes),
         Command::Suppressions { target, command } => ctl::suppressions(target, command),
+        Command::Shaping {
+            target,
+            command: ShapingCommand::Show,
+        } => ctl::shaping_show(target),
         Command::Dkim {
             command:
                 DkimCommand::Keygen {

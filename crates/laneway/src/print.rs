@@ -328,6 +328,49 @@ pub fn print_suppressions(v: &Value) {
     }
 }
 
+/// `laneway shaping show`: one line per provider, then per domain.
+pub fn print_shaping(v: &Value) {
+    let mut t = Table::new(&[
+        ("provider", Align::Left),
+        ("mx_suffix", Align::Left),
+        ("conns", Align::Right),
+        ("reserved", Align::Right),
+        ("rate", Align::Left),
+        ("per_conn", Align::Right),
+        ("tls", Align::Left),
+        ("idle", Align::Left),
+    ]);
+    for (kind, key) in [("", "providers"), ("domain ", "domains")] {
+        for r in v[key].as_array().into_iter().flatten() {
+            let suffixes: Vec<&str> = r["mx_suffix"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            t.row(vec![
+                format!("{kind}{}", cell(&r["name"])),
+                if suffixes.is_empty() {
+                    "-".into()
+                } else {
+                    suffixes.join(",")
+                },
+                cell(&r["max_connections"]),
+                format!(
+                    "{} (>= {})",
+                    cell(&r["reserved_connections"]),
+                    cell(&r["reserved_min_lane"])
+                ),
+                r["rate"].as_str().unwrap_or("-").to_string(),
+                cell(&r["messages_per_connection"]),
+                cell(&r["tls"]),
+                cell(&r["idle_timeout"]),
+            ]);
+        }
+    }
+    print!("{}", t.render());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

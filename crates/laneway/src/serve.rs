@@ -110,6 +110,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     // issued above the highest listed one.
     let open_dir = dir.clone();
     let settings = queue_settings(&config, &outbound);
+    let shaping_view = outbound.shaping_view();
     let max_events = config.events.max_size;
     let (queue, scan, report, event_log) =
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -313,7 +314,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
     let api = Arc::new(laneway_api::Api {
         ingest: ingest.clone(),
         admin,
-        settings: arc_swap::ArcSwap::from_pointee(api_settings(&config)),
+        settings: arc_swap::ArcSwap::from_pointee(api_settings(&config, shaping_view)),
         metrics: Some(render),
     });
     if let Some(a) = &config.api {
@@ -429,7 +430,10 @@ async fn serve_http(tcp: TcpListener, router: axum::Router) {
 }
 
 /// The API settings of a configuration.
-fn api_settings(c: &Config) -> laneway_api::ApiSettings {
+fn api_settings(
+    c: &Config,
+    shaping: laneway_common::admin::ShapingView,
+) -> laneway_api::ApiSettings {
     let a = c.api.clone().unwrap_or_default();
     laneway_api::ApiSettings {
         keys: laneway_api::keys::Keys::new(&a.key),
@@ -437,6 +441,7 @@ fn api_settings(c: &Config) -> laneway_api::ApiSettings {
         max_recipients: a.max_recipients,
         default_priority: c.queue.default_priority,
         hostname: c.server.hostname.clone(),
+        shaping,
     }
 }
 
@@ -524,10 +529,12 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
                 sender_auth.reload(auth);
                 let outbound = laneway_outbound::Settings::from_config(&loaded.config);
                 queue.set_settings(queue_settings(&loaded.config, &outbound));
+                let shaping_view = outbound.shaping_view();
                 hold_destinations(queue, *cluster, &loaded.config);
                 dispatcher.reload(outbound, lookup, tls);
                 queue.refresh_sites();
-                api.settings.store(Arc::new(api_settings(&loaded.config)));
+                api.settings
+                    .store(Arc::new(api_settings(&loaded.config, shaping_view)));
                 if loaded.config.api.as_ref().map(|a| a.bind)
                     != running.api.as_ref().map(|a| a.bind)
                     || loaded.config.metrics.as_ref().map(|m| m.bind)

@@ -6,6 +6,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use laneway_common::admin::{ShapingRow, ShapingView};
+use laneway_common::config::units::Rate;
 use laneway_common::config::{Config, Destination, OutboundTls, ShapingEntry, ShapingRules};
 use laneway_common::domain::best_match;
 use laneway_common::{LaneSet, Priority};
@@ -150,30 +152,83 @@ impl Settings {
     /// The limits of the site `domain` resolves to: its `[[destination]]`,
     /// else its shaping, else `[outbound]`'s.
     pub fn limits_for(&self, domain: &str, shaped: Option<Shaped<'_>>) -> SiteLimits {
-        let d = &self.default_limits;
-        let (max, reserved, min_lane, rate, per_conn) = match (self.destination(domain), shaped) {
-            (Some(x), _) => (
+        match (self.destination(domain), shaped) {
+            (Some(x), _) => self.with_defaults(
                 x.max_connections,
                 Some(x.reserved_connections),
                 Some(x.reserved_min_lane),
                 x.rate,
                 x.messages_per_connection,
             ),
-            (None, Some(Shaped { entry: e, .. })) => (
-                e.max_connections,
-                e.reserved_connections,
-                e.reserved_min_lane,
-                e.rate,
-                e.messages_per_connection,
-            ),
-            (None, None) => return d.clone(),
-        };
+            (None, Some(s)) => self.entry_limits(s.entry),
+            (None, None) => self.default_limits.clone(),
+        }
+    }
+
+    fn entry_limits(&self, e: &ShapingEntry) -> SiteLimits {
+        self.with_defaults(
+            e.max_connections,
+            e.reserved_connections,
+            e.reserved_min_lane,
+            e.rate,
+            e.messages_per_connection,
+        )
+    }
+
+    /// Limits with what is not given taken from `[outbound]`.
+    fn with_defaults(
+        &self,
+        max: Option<usize>,
+        reserved: Option<usize>,
+        min_lane: Option<Priority>,
+        rate: Option<Rate>,
+        per_conn: Option<usize>,
+    ) -> SiteLimits {
+        let d = &self.default_limits;
         SiteLimits {
             max_connections: max.unwrap_or(d.max_connections),
             reserved: reserved.unwrap_or(d.reserved),
             reserved_min_lane: min_lane.unwrap_or(d.reserved_min_lane),
             rate: rate.or(d.rate),
             messages_per_connection: per_conn.unwrap_or(d.messages_per_connection),
+        }
+    }
+
+    /// The shaping files' providers and domains with their effective
+    /// limits (`laneway shaping show`).
+    pub fn shaping_view(&self) -> ShapingView {
+        let row = |name: &str, e: &ShapingEntry| {
+            let l = self.entry_limits(e);
+            ShapingRow {
+                name: name.to_string(),
+                mx_suffix: e.mx_suffix.clone(),
+                max_connections: l.max_connections,
+                reserved_connections: l.reserved,
+                reserved_min_lane: l.reserved_min_lane.get(),
+                rate: l.rate.map(|r| r.to_string()),
+                messages_per_connection: l.messages_per_connection,
+                tls: crate::policy::TlsPolicy::from(e.tls.unwrap_or(self.tls))
+                    .as_str()
+                    .to_string(),
+                idle_timeout: humantime::format_duration(
+                    e.idle_timeout.unwrap_or(self.idle_timeout),
+                )
+                .to_string(),
+            }
+        };
+        ShapingView {
+            providers: self
+                .shaping
+                .providers
+                .iter()
+                .map(|(n, e)| row(n, e))
+                .collect(),
+            domains: self
+                .shaping
+                .domains
+                .iter()
+                .map(|(n, e)| row(n, e))
+                .collect(),
         }
     }
 }

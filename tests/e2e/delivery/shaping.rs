@@ -217,3 +217,62 @@ fn a_reload_applies_new_shaping_at_once() {
     });
     println!("figures: {n} message(s) after the reload until the first deferral for TLS");
 }
+
+/// `laneway shaping show` (over the control socket) lists the default
+/// pack's providers and the file's entries with their effective limits:
+/// what an entry leaves out comes from `[outbound]`.
+#[test]
+fn shaping_show_lists_effective_limits() {
+    let dns = TestDns::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shaping.toml");
+    std::fs::write(
+        &file,
+        "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\nmax_connections = 2\n[domain.\"slow.test\"]\nrate = \"5/s\"\n",
+    )
+    .unwrap();
+    let extra = format!("[shaping]\nfiles = [\"{}\"]\n", file.display());
+    let d = Daemon::start(&relay(&dns, 25, &extra));
+    let out = d.cli(&["shaping", "show", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let provider = |name: &str| {
+        v["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
+    let b = provider("bigmail");
+    assert_eq!(
+        (&b["max_connections"], &b["mx_suffix"], &b["idle_timeout"]),
+        (
+            &2.into(),
+            &serde_json::json!([".bigmail.test"]),
+            &"300ms".into()
+        ),
+        "{b}"
+    );
+    let g = provider("google");
+    assert_eq!(
+        (&g["max_connections"], &g["tls"]),
+        (&5.into(), &"required".into()),
+        "{g}"
+    );
+    let slow = &v["domains"][0];
+    assert_eq!(
+        (&slow["name"], &slow["rate"]),
+        (&"slow.test".into(), &"5/s".into()),
+        "{v}"
+    );
+    let human = d.cli(&["shaping", "show"]);
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.starts_with("provider")
+            && text.contains("bigmail")
+            && text.contains("domain slow.test"),
+        "{text}"
+    );
+}

@@ -29,6 +29,14 @@ pub async fn summary(AdminCtx(ctx): AdminCtx) -> Result<Json<Value>, ApiError> {
     ))
 }
 
+/// `GET /api/v1/shaping`: the shaping files' providers and domains with
+/// their effective limits (`laneway shaping show`).
+pub async fn shaping(AdminCtx(ctx): AdminCtx) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        serde_json::to_value(&ctx.api.settings.load().shaping).unwrap_or_default(),
+    ))
+}
+
 /// Query of `GET /api/v1/queue/messages` (all strings, checked here so that
 /// a bad value gets a 400 naming it).
 #[derive(Debug, Deserialize)]

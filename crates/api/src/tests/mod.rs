@@ -251,6 +251,7 @@ pub(crate) fn setup() -> T {
             max_recipients: 5,
             default_priority: Priority::DEFAULT,
             hostname: "api.test".into(),
+            shaping: Default::default(),
         }),
         metrics: None,
     });

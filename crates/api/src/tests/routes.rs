@@ -44,5 +44,5 @@ async fn every_documented_route_is_routed() {
             n += 1;
         }
     }
-    assert_eq!(n, 25, "documented operations");
+    assert_eq!(n, 26, "documented operations");
 }

@@ -88,7 +88,14 @@ impl Rate {
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.count, humantime::format_duration(self.per))
+        // the way it is written in configuration: "50/s", "600/min", "10000/h"
+        match self.per.as_secs() {
+            1 if self.per.subsec_nanos() == 0 => write!(f, "{}/s", self.count),
+            60 if self.per.subsec_nanos() == 0 => write!(f, "{}/min", self.count),
+            3600 if self.per.subsec_nanos() == 0 => write!(f, "{}/h", self.count),
+            86400 if self.per.subsec_nanos() == 0 => write!(f, "{}/day", self.count),
+            _ => write!(f, "{}/{}", self.count, humantime::format_duration(self.per)),
+        }
     }
 }
 
