@@ -70,7 +70,7 @@ print('accepted:', ', '.join(names))
 PY"
 
 check "schemathesis: no server error for any generated request" sh -c "
-'$VENV/bin/st' run http://$SEC_API/api/v1/openapi.json \
+cd '$WORK' && '$VENV/bin/st' run http://$SEC_API/api/v1/openapi.json \
   --checks not_a_server_error -H 'Authorization: Bearer $SEC_TOKEN' \
   --max-examples 25 --request-timeout 10 --no-color >'$WORK/schemathesis.out' 2>&1
 rc=\$?; tail -25 '$WORK/schemathesis.out'; exit \$rc"
