@@ -151,6 +151,10 @@ fn routes(ctx: Ctx) -> Router {
             post(routes::unsubscribe::post).get(routes::unsubscribe::page),
         )
         .route("/api/v1/shaping", get(routes::admin::shaping))
+        .route(
+            "/api/v1/shaping/{provider}",
+            axum::routing::delete(routes::admin::shaping_clear),
+        )
         .route("/api/v1/openapi.json", get(routes::openapi::document))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))

@@ -4,7 +4,8 @@
 //! Each node keeps its own spool and scheduler; nothing in acceptance waits
 //! on Redis. Shared are the destination limits ([`limits`]), the
 //! suppression list ([`suppressions`]), the bounce tokens ([`tokens`]), the
-//! destination holds ([`holds`]) and a view of every node ([`Cluster::view`]).
+//! destination holds ([`holds`]), the shaping rules in force ([`shaping`])
+//! and a view of every node ([`Cluster::view`]).
 //! [`Cluster::start`] starts the tasks that keep them so, owned by the
 //! returned handle and ended by [`Cluster::stop`]:
 //!
@@ -23,6 +24,7 @@ pub mod limits;
 mod link;
 mod replicated;
 mod scripts;
+pub mod shaping;
 pub mod suppressions;
 pub mod tokens;
 
@@ -40,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 pub use holds::Holds;
 pub use limits::{ClusterLimits, RATE_BURST};
 pub use link::Down;
+pub use shaping::ClusterShaping;
 pub use suppressions::ClusterSuppressions;
 pub use tokens::ClusterTokens;
 
@@ -77,6 +80,7 @@ pub struct Cluster {
     suppressions: Arc<ClusterSuppressions>,
     tokens: Arc<ClusterTokens>,
     holds: Arc<Holds>,
+    shaping: Arc<ClusterShaping>,
     status: StatusFn,
     nodes: Arc<AtomicUsize>,
     /// Set when the epoch changed: the next resync also re-seeds tokens.
@@ -117,6 +121,7 @@ impl Cluster {
             )),
             tokens: Arc::new(ClusterTokens::new(store, link.clone())),
             holds: Arc::new(Holds::new(queue, link.clone(), &opts.node)),
+            shaping: Arc::new(ClusterShaping::new(link.clone(), &opts.node)),
             link,
             node: opts.node,
             status,
@@ -163,6 +168,11 @@ impl Cluster {
     /// The shared holds.
     pub fn holds(&self) -> Arc<Holds> {
         self.holds.clone()
+    }
+
+    /// The shared shaping rules.
+    pub fn shaping(&self) -> Arc<ClusterShaping> {
+        self.shaping.clone()
     }
 
     /// Whether Redis answered the last call.
@@ -392,6 +402,13 @@ impl Cluster {
                     self.holds.apply(&change.k, v);
                 }
             }
+            shaping::TABLE => {
+                if let Some(v) = change.entry()
+                    && v.node != self.node
+                {
+                    self.shaping.apply(&change.k, v);
+                }
+            }
             _ => {}
         }
     }
@@ -431,11 +448,20 @@ impl Cluster {
             self.limits.renew_all().await;
             let s = self.suppressions.resync().await?;
             let (taken, given) = self.holds.resync().await?;
-            Ok::<_, String>((tokens, s, taken, given))
+            let (rules_taken, rules_given) = self.shaping.resync().await?;
+            Ok::<_, String>((tokens, s, taken, given, rules_taken, rules_given))
         };
         match run.await {
-            Ok((tokens, s, taken, given)) => {
-                let changed = tokens + s.pulled + s.removed + s.pushed + taken + given > 0;
+            Ok((tokens, s, taken, given, rules_taken, rules_given)) => {
+                let changed = tokens
+                    + s.pulled
+                    + s.removed
+                    + s.pushed
+                    + taken
+                    + given
+                    + rules_taken
+                    + rules_given
+                    > 0;
                 let first = !self.in_step.swap(true, Ordering::Relaxed);
                 if !(changed || first || reseed) {
                     return Ok(());
@@ -447,6 +473,8 @@ impl Cluster {
                     suppressions_pushed = s.pushed,
                     holds_taken = taken,
                     holds_given = given,
+                    shaping_rules_taken = rules_taken,
+                    shaping_rules_given = rules_given,
                     "cluster: in step with Redis"
                 );
                 Ok(())

@@ -293,6 +293,10 @@ pub struct ShapingRow {
     pub tls: String,
     /// How long an idle connection waits for more work (`"30s"`).
     pub idle_timeout: String,
+    /// Its automation rules, one line each (`"1: suspend lanes 0,1,2,3,4
+    /// for 1h at the first match of 4\.7\.28"`).
+    #[serde(default)]
+    pub automation: Vec<String>,
 }
 
 /// The shaping in force (`GET /api/v1/shaping`).
@@ -302,6 +306,38 @@ pub struct ShapingView {
     pub providers: Vec<ShapingRow>,
     /// Single recipient domains, by name.
     pub domains: Vec<ShapingRow>,
+    /// Automation rules holding a provider now (or ramping back).
+    #[serde(default)]
+    pub active: Vec<ShapingActive>,
+}
+
+/// An automation rule holding a provider (`laneway shaping show`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShapingActive {
+    /// The provider (or shaping domain).
+    pub provider: String,
+    /// Which of its `[[…automation]]` rules, from 1.
+    pub rule: usize,
+    /// `suspend`, `throttle` or `bounce`.
+    pub action: String,
+    /// The lanes it holds (`"0,1,2,3,4"`).
+    pub lanes: String,
+    /// `holding`, or `ramping` once its duration is over.
+    pub phase: String,
+    /// Seconds left of the phase.
+    pub remaining_seconds: u64,
+    /// When the hold ends (RFC 3339).
+    pub until: String,
+    /// When the ramp ends and the normal limits are back (RFC 3339).
+    pub ramp_until: String,
+    /// The held lanes' rate while throttled, and where the ramp starts.
+    pub rate: Option<String>,
+    /// While throttled: most regular connections.
+    pub max_connections: Option<usize>,
+    /// The reply that started it.
+    pub reply: String,
+    /// The node that saw the reply.
+    pub node: String,
 }
 
 /// A suppressed recipient (`GET /api/v1/suppressions`).
@@ -361,6 +397,15 @@ pub trait Admin: Send + Sync + 'static {
     fn suspend(&self, domain: &str) -> Result<(), AdminError>;
     /// Resumes deliveries to a domain's site.
     fn resume(&self, domain: &str) -> Result<(), AdminError>;
+    /// The automation rules holding providers now.
+    fn shaping_active(&self) -> Vec<ShapingActive> {
+        Vec::new()
+    }
+    /// Ends the automation rule holding `provider`; false if none does.
+    fn shaping_clear(&self, provider: &str) -> Result<bool, AdminError> {
+        let _ = provider;
+        Ok(false)
+    }
     /// Suppressed recipients (of one sender domain, or all), a page at a time.
     fn suppressions<'a>(
         &'a self,

@@ -231,9 +231,14 @@ pub struct Event {
     /// For receptions: the `Message-ID:` header field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id_header: Option<String>,
-    /// For operator actions: `deleted`, `lane_changed`, `retried`.
+    /// For operator actions: `deleted`, `lane_changed`, `retried`; for
+    /// shaping events: `<action>_started`, `<action>_ended`,
+    /// `<action>_cleared` (`suspend`, `throttle`, `bounce`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
+    /// For shaping events: the provider (or shaping domain).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl Event {
@@ -276,6 +281,7 @@ impl Event {
             size: None,
             message_id_header: None,
             action: None,
+            provider: None,
         }
     }
 

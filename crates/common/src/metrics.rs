@@ -58,6 +58,10 @@ pub const WEBHOOK_EVENTS: &str = "laneway_webhook_events_total";
 pub const WEBHOOK_BACKLOG: &str = "laneway_webhook_backlog";
 /// Age of the oldest event a webhook has not got, seconds, by `webhook`.
 pub const WEBHOOK_OLDEST: &str = "laneway_webhook_oldest_seconds";
+/// Shaping rules holding a provider now, by `provider` and `action`.
+pub const SHAPING_ACTIVE: &str = "laneway_shaping_rules_active";
+/// Replies that matched a shaping rule, by `provider` and `action`.
+pub const SHAPING_MATCHES: &str = "laneway_shaping_matches_total";
 
 /// Lane label values.
 pub const LANES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -195,6 +199,16 @@ pub fn describe() {
         WEBHOOK_OLDEST,
         Unit::Seconds,
         "Age of the oldest event a webhook has not got, seconds (0 when none waits)."
+    );
+    describe_gauge!(
+        SHAPING_ACTIVE,
+        Unit::Count,
+        "Shaping rules holding a provider now (suspending, throttling or bouncing its bulk lanes), by provider and action."
+    );
+    describe_counter!(
+        SHAPING_MATCHES,
+        Unit::Count,
+        "Remote replies that matched a shaping rule's regex, by provider and action (a rule with a threshold starts once enough match)."
     );
     describe_gauge!(
         CLUSTER_NODES,

@@ -53,6 +53,7 @@ mod tests {
         e.size = Some(1);
         e.message_id_header = Some("<m@x>".into());
         e.action = Some("deleted".into());
+        e.provider = Some("google".into());
         let v: Value = serde_json::from_slice(&e.to_json()).unwrap();
         let props = schema["properties"].as_object().unwrap();
         for k in v.as_object().unwrap().keys() {

@@ -32,6 +32,7 @@ pub struct QueueAdmin {
     drainer: Arc<Drainer>,
     events: Option<(laneway_events::EventLog, Arc<dyn EventSink>)>,
     auth: Option<Arc<laneway_auth::SenderAuth>>,
+    automation: Option<Arc<laneway_outbound::Automation>>,
 }
 
 impl QueueAdmin {
@@ -54,7 +55,14 @@ impl QueueAdmin {
             cluster,
             events: None,
             auth: None,
+            automation: None,
         }
+    }
+
+    /// Shows and clears the shaping rules of `a`.
+    pub fn with_automation(mut self, a: Arc<laneway_outbound::Automation>) -> QueueAdmin {
+        self.automation = Some(a);
+        self
     }
 
     /// Answers history queries from `log` and reports operator actions
@@ -188,6 +196,17 @@ impl Admin for QueueAdmin {
             None => self.queue.resume(domain),
         }
         Ok(())
+    }
+
+    fn shaping_active(&self) -> Vec<laneway_common::admin::ShapingActive> {
+        self.automation
+            .as_ref()
+            .map(|a| a.view())
+            .unwrap_or_default()
+    }
+
+    fn shaping_clear(&self, provider: &str) -> Result<bool, AdminError> {
+        Ok(self.automation.as_ref().is_some_and(|a| a.clear(provider)))
     }
 
     fn suppressions<'a>(

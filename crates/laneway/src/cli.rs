@@ -193,8 +193,15 @@ pub enum QueueCommand {
 #[derive(Subcommand, Debug)]
 pub enum ShapingCommand {
     /// The providers (matched by MX host suffix) and domains of the shaping
-    /// files, with their effective limits.
+    /// files, with their effective limits, and the automation rules
+    /// holding a provider now.
     Show,
+    /// End the automation rule holding a provider now (its lanes get the
+    /// normal limits at once; on every node with [cluster]).
+    Clear {
+        /// The provider (or shaping domain), as `shaping show` lists it.
+        provider: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -77,3 +77,26 @@ pub fn config_holds(config: &Config) -> Vec<String> {
         .map(|d| d.domain.clone())
         .collect()
 }
+
+/// Shares the automation's rules through the cluster: the rules this node
+/// starts or clears go to Redis, the other nodes' come back into it.
+pub fn share_shaping(c: &laneway_cluster::Cluster, a: &Arc<laneway_outbound::Automation>) {
+    struct Shared(Arc<laneway_cluster::ClusterShaping>);
+    impl laneway_outbound::automation::SharedShaping for Shared {
+        fn publish(&self, provider: &str, rule: Option<&laneway_outbound::automation::ActiveRule>) {
+            self.0
+                .publish(provider, rule.and_then(|r| serde_json::to_value(r).ok()));
+        }
+    }
+    a.set_shared(Arc::new(Shared(c.shaping())));
+    let a = a.clone();
+    c.shaping().on_change(Box::new(move |provider, v| match v {
+        None => a.apply_remote(provider, None),
+        Some(v) => match serde_json::from_value(v) {
+            Ok(rule) => a.apply_remote(provider, Some(rule)),
+            Err(e) => {
+                tracing::warn!(provider = %provider, error = %e, "cluster: a shaping rule of another node that does not decode")
+            }
+        },
+    }));
+}

@@ -199,8 +199,8 @@ pub fn suppressions(t: TargetArgs, command: SuppressionCommand) -> ExitCode {
     }
 }
 
-/// `laneway shaping show`.
-pub fn shaping_show(t: TargetArgs) -> ExitCode {
+/// `laneway shaping show|clear`.
+pub fn shaping(t: TargetArgs, command: crate::cli::ShapingCommand) -> ExitCode {
     let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
         Ok(x) => x,
         Err(e) => {
@@ -208,14 +208,29 @@ pub fn shaping_show(t: TargetArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    run(
-        &target,
-        "GET",
-        "/api/v1/shaping",
-        None,
-        t.json,
-        crate::print::print_shaping,
-    )
+    match command {
+        crate::cli::ShapingCommand::Show => run(
+            &target,
+            "GET",
+            "/api/v1/shaping",
+            None,
+            t.json,
+            crate::print::print_shaping,
+        ),
+        crate::cli::ShapingCommand::Clear { provider } => run(
+            &target,
+            "DELETE",
+            &format!("/api/v1/shaping/{}", encode(&provider)),
+            None,
+            t.json,
+            |v| {
+                println!(
+                    "cleared the shaping rule holding {}",
+                    v["provider"].as_str().unwrap_or("?")
+                )
+            },
+        ),
+    }
 }
 
 /// `laneway queue …`: one API call per verb.

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{ApiKeyCommand, Cli, Command, DkimCommand, ShapingCommand, SpoolCommand};
+use cli::{ApiKeyCommand, Cli, Command, DkimCommand, SpoolCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -40,10 +40,7 @@ fn main() -> ExitCode {
             command: ApiKeyCommand::New { name, scopes },
         } => tools::new_api_key(&name, &scopes),
         Command::Suppressions { target, command } => ctl::suppressions(target, command),
-        Command::Shaping {
-            target,
-            command: ShapingCommand::Show,
-        } => ctl::shaping_show(target),
+        Command::Shaping { target, command } => ctl::shaping(target, command),
         Command::Dkim {
             command:
                 DkimCommand::Keygen {

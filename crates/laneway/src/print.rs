@@ -369,6 +369,39 @@ pub fn print_shaping(v: &Value) {
         }
     }
     print!("{}", t.render());
+    for (key, kind) in [("providers", ""), ("domains", "domain ")] {
+        for r in v[key].as_array().into_iter().flatten() {
+            for rule in r["automation"].as_array().into_iter().flatten() {
+                println!("rule of {kind}{}: {}", cell(&r["name"]), cell(rule));
+            }
+        }
+    }
+    let active = v["active"].as_array().cloned().unwrap_or_default();
+    if active.is_empty() {
+        println!("active rules: none");
+        return;
+    }
+    let mut t = Table::new(&[
+        ("active", Align::Left),
+        ("rule", Align::Right),
+        ("action", Align::Left),
+        ("lanes", Align::Left),
+        ("phase", Align::Left),
+        ("left", Align::Right),
+        ("reply", Align::Left),
+    ]);
+    for a in &active {
+        t.row(vec![
+            cell(&a["provider"]),
+            cell(&a["rule"]),
+            cell(&a["action"]),
+            cell(&a["lanes"]),
+            cell(&a["phase"]),
+            format!("{}s", cell(&a["remaining_seconds"])),
+            cell(&a["reply"]),
+        ]);
+    }
+    print!("{}", t.render());
 }
 
 #[cfg(test)]

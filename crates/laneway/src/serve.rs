@@ -212,7 +212,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
             .context("auth store task")?
             .context("opening the suppression and bounce-token store")?,
     );
-    let status = crate::cluster::status(queue.clone(), lifecycle.clone(), node);
+    let status = crate::cluster::status(queue.clone(), lifecycle.clone(), node.clone());
     let cluster = crate::cluster::join(&config, &auth_store, &queue, status.clone())?;
     let (suppressions, tokens): (
         Arc<dyn laneway_auth::SuppressionStore>,
@@ -268,6 +268,10 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         lifecycle: lifecycle.clone(),
         limits: cluster.as_ref().map(|c| c.limits()),
     });
+    dispatcher.automation().set_node(&node);
+    if let Some(c) = &cluster {
+        crate::cluster::share_shaping(c, dispatcher.automation());
+    }
     let delivering = tokio::spawn(dispatcher.clone().run());
     let webhooks = laneway_events::Webhooks::start(event_log.clone(), &config.webhooks)
         .map_err(anyhow::Error::msg)?;
@@ -305,7 +309,8 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
             cluster.clone(),
         )
         .with_events(event_log.clone(), events.clone())
-        .with_auth(sender_auth.clone()),
+        .with_auth(sender_auth.clone())
+        .with_automation(dispatcher.automation().clone()),
     );
     let render: laneway_api::MetricsRender = {
         let (h, q) = (prometheus.clone(), queue.clone());

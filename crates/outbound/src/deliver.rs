@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use laneway_common::delivery::{Outcome, Stage, Status};
+use laneway_common::config::AutomationAction;
+use laneway_common::delivery::{Disposition, Outcome, Stage, Status};
 use laneway_common::envelope::{BodyType, DsnRet};
 use laneway_common::metrics;
 use laneway_spool::queue::{AttemptVia, WorkItem};
@@ -216,6 +217,10 @@ impl Dispatcher {
         via: Option<&Via>,
     ) -> usize {
         let now = self.queue.now_ms();
+        let mut outcomes = outcomes;
+        if let Some(name) = self.shaping_name(&item.domain) {
+            self.shape(&name, item, &mut outcomes);
+        }
         let none = AttemptVia::default();
         let applied = self
             .queue
@@ -247,6 +252,35 @@ impl Dispatcher {
             }
         }
         delivered
+    }
+
+    /// Shows the remote replies among `outcomes` to the automation rules
+    /// of `name` (each distinct reply once); while a `bounce` rule holds
+    /// the item's lane, a transient refusal it matched fails for good.
+    fn shape(&self, name: &str, item: &WorkItem, outcomes: &mut [(usize, Outcome)]) {
+        let mut seen: Vec<(String, Option<AutomationAction>)> = Vec::new();
+        for (_, o) in outcomes.iter_mut() {
+            let Some(reply) = o.remote.as_ref().filter(|_| !o.is_delivered()) else {
+                continue;
+            };
+            let joined = reply.joined();
+            let action = match seen.iter().find(|(j, _)| *j == joined) {
+                Some((_, a)) => *a,
+                None => {
+                    let a = self.automation.observe(name, &joined);
+                    seen.push((joined, a));
+                    a
+                }
+            };
+            if action == Some(AutomationAction::Bounce)
+                && o.is_transient()
+                && let Some(rule) = self.automation.bounces(name, item.lane)
+            {
+                o.disposition = Disposition::Permanent;
+                o.status = Status::new(5, o.status.subject, o.status.detail);
+                o.detail = Some(format!("bounced by shaping rule {} of {name}", rule.rule));
+            }
+        }
     }
 
     /// [`Self::commit`] with one outcome for every recipient of the item,

@@ -81,6 +81,9 @@ pub struct Dispatcher {
     pub(crate) sts: crate::mta_sts::Cache,
     pub(crate) reports: crate::tlsrpt::Reports,
     pub(crate) limits: Option<Arc<dyn SharedLimits>>,
+    pub(crate) automation: Arc<crate::Automation>,
+    /// The shaping name each resolved domain rolls up to.
+    pub(crate) shaping_names: Mutex<HashMap<Arc<str>, Option<Arc<str>>>>,
 }
 
 /// What a dispatcher is made of.
@@ -108,6 +111,12 @@ pub struct Parts {
 impl Dispatcher {
     /// A dispatcher over its parts.
     pub fn new(p: Parts) -> Arc<Dispatcher> {
+        let automation = Arc::new(crate::Automation::new(
+            p.queue.clone(),
+            p.events.clone(),
+            Some(p.queue.store().root()),
+            &p.settings,
+        ));
         Arc::new(Dispatcher {
             queue: p.queue,
             lookup: ArcSwap::from_pointee(p.lookup),
@@ -123,12 +132,30 @@ impl Dispatcher {
             sts: Default::default(),
             reports: crate::tlsrpt::Reports::new(laneway_common::envelope::now_ms() / 1000),
             limits: p.limits,
+            automation,
+            shaping_names: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The automatic back-off of the shaping rules.
+    pub fn automation(&self) -> &Arc<crate::Automation> {
+        &self.automation
+    }
+
+    /// The shaping name `domain`'s site rolls up to, if any.
+    pub(crate) fn shaping_name(&self, domain: &str) -> Option<Arc<str>> {
+        self.shaping_names
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(domain)
+            .cloned()
+            .flatten()
     }
 
     /// Swaps in new settings, routes and TLS trust (on reload). Sites are
     /// resolved again as their answers expire.
     pub fn reload(&self, settings: Settings, lookup: Lookup, tls: TlsClients) {
+        self.automation.reload(&settings);
         self.settings.store(Arc::new(settings));
         self.lookup.store(Arc::new(lookup));
         self.tls.store(Arc::new(tls));
@@ -140,6 +167,7 @@ impl Dispatcher {
             if self.lifecycle.is_shutting_down() {
                 return;
             }
+            let rules_due = self.automation.tick();
             let poll = self.queue.poll();
             tracing::debug!(resolve = poll.resolve.len(), grants = poll.grants.len(), wake = ?poll.wake_at_ms, "poll");
             for d in poll.resolve {
@@ -149,8 +177,7 @@ impl Dispatcher {
                 tokio::spawn(self.clone().connection(g));
             }
             let now = self.queue.now_ms();
-            let wait = poll
-                .wake_at_ms
+            let wait = crate::min_opt(poll.wake_at_ms, rules_due)
                 .map(|t| t.saturating_sub(now))
                 .unwrap_or(60_000)
                 .max(1);
@@ -185,10 +212,20 @@ impl Dispatcher {
             match self.queue.take(grant) {
                 Take::Item(i) => {
                     tracing::debug!(id = %i.id, lane = %i.lane, site = %grant.site, "take");
+                    if self.bounced_by_rule(&i).await {
+                        continue;
+                    }
                     self.shared_rate(&grant.site).await;
                     return Some(i);
                 }
-                Take::Wait(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Take::Wait(ms) => {
+                    // new work (an urgent message) may not wait for the rate
+                    tokio::select! {
+                        _ = notified => {}
+                        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                        _ = self.lifecycle.shutdown_requested() => return None,
+                    }
+                }
                 Take::Close => return None,
                 Take::Empty => {
                     let idle = idle?;
@@ -200,6 +237,30 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// A `bounce` shaping rule holding the item's provider and lane fails
+    /// it without an attempt.
+    async fn bounced_by_rule(&self, item: &WorkItem) -> bool {
+        let Some(name) = self.shaping_name(&item.domain) else {
+            return false;
+        };
+        let Some(rule) = self.automation.bounces(&name, item.lane) else {
+            return false;
+        };
+        let o = Outcome::permanent(
+            Stage::Policy,
+            Status::new(5, 7, 0),
+            format!(
+                "Not sent: shaping rule {} of {name} bounces lanes {} until {} (after: {})",
+                rule.rule,
+                rule.lanes,
+                laneway_common::admin::rfc3339(rule.until_ms),
+                rule.reply
+            ),
+        );
+        self.record_all(item, o, None).await;
+        true
     }
 
     /// With shared limits: waits until the cluster's rate of the site lets

@@ -6,6 +6,7 @@
 //! ([`tlsrpt`]). Events go to the [`laneway_common::events::EventSink`]
 //! the daemon gives it.
 
+pub mod automation;
 pub mod client;
 mod connect;
 pub mod dane;
@@ -20,6 +21,7 @@ pub mod settings;
 pub mod tls;
 pub mod tlsrpt;
 
+pub use automation::Automation;
 pub use dispatch::{Dispatcher, Hooks, Parts, PlainSender};
 pub use dsn::DsnNotifier;
 pub use lookup::Lookup;
@@ -27,3 +29,11 @@ pub use policy::TlsPolicy;
 pub use settings::Settings;
 pub use tls::TlsClients;
 pub use tlsrpt::ReportSettings;
+
+/// The earlier of two optional times.
+pub(crate) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -68,10 +68,16 @@ impl Dispatcher {
                     .await;
                 hop.idle_timeout = shaped.and_then(|s| s.entry.idle_timeout);
                 let site = hop.hop.site.clone();
+                let name: Option<Arc<str>> = shaped.map(|s| Arc::from(s.name));
+                self.shaping_names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(domain.clone(), name.clone());
                 let info = SiteInfo {
                     key: site.clone(),
                     limits,
                     ttl_ms: hop.hop.ttl.as_millis() as u64,
+                    shaping: name,
                 };
                 tracing::debug!(domain = %domain, site = %site, provider = provider.unwrap_or("-"), hosts = hop.hop.hosts.len(), "resolved");
                 self.hops

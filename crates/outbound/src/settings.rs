@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use laneway_common::admin::{ShapingRow, ShapingView};
 use laneway_common::config::units::Rate;
-use laneway_common::config::{Config, Destination, OutboundTls, ShapingEntry, ShapingRules};
+use laneway_common::config::{
+    Config, Destination, OutboundTls, ShapingEntry, ShapingRules, Trigger,
+};
 use laneway_common::domain::best_match;
 use laneway_common::{LaneSet, Priority};
 use laneway_spool::queue::SiteLimits;
@@ -51,6 +53,9 @@ pub struct Settings {
     pub dane: bool,
     /// Provider and domain limits of the shaping files.
     pub shaping: ShapingRules,
+    /// The lanes an automation rule holds when it names none: below
+    /// `[auth] transactional_min_lane`.
+    pub bulk_lanes: LaneSet,
 }
 
 /// The shaping that applies to a domain: its `[domain.<d>]` entry, or the
@@ -59,6 +64,9 @@ pub struct Settings {
 pub struct Shaped<'a> {
     /// The provider's name, when it is a provider's entry.
     pub provider: Option<&'a str>,
+    /// The entry's name: the provider's, or the domain's (what its
+    /// automation rules hold).
+    pub name: &'a str,
     /// The limits.
     pub entry: &'a ShapingEntry,
 }
@@ -113,6 +121,10 @@ impl Settings {
             mta_sts_port: o.mta_sts_port,
             dane: o.dane,
             shaping: c.shaping_rules.clone(),
+            bulk_lanes: match c.auth.transactional_min_lane.get() {
+                0 => LaneSet::default(),
+                n => LaneSet::range(Priority::MIN, Priority::new(n as i64 - 1).expect("lane")),
+            },
         }
     }
 
@@ -135,9 +147,10 @@ impl Settings {
             return None;
         }
         let d = domain.trim_end_matches('.').to_ascii_lowercase();
-        if let Some(entry) = self.shaping.domains.get(&d) {
+        if let Some((name, entry)) = self.shaping.domains.get_key_value(&d) {
             return Some(Shaped {
                 provider: None,
+                name,
                 entry,
             });
         }
@@ -145,6 +158,7 @@ impl Settings {
             .provider(mx_hosts.iter().copied())
             .map(|(name, entry)| Shaped {
                 provider: Some(name),
+                name,
                 entry,
             })
     }
@@ -214,6 +228,28 @@ impl Settings {
                     e.idle_timeout.unwrap_or(self.idle_timeout),
                 )
                 .to_string(),
+                automation: e
+                    .automation
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let lanes = r.lanes.unwrap_or(self.bulk_lanes);
+                        let trigger = match r.trigger {
+                            Trigger::Immediate => "at the first match".to_string(),
+                            Trigger::Threshold { count, window } => format!(
+                                "after {count} matches in {}",
+                                humantime::format_duration(window)
+                            ),
+                        };
+                        format!(
+                            "{}: {} lanes {lanes} for {} {trigger} of {}",
+                            i + 1,
+                            r.action.as_str(),
+                            humantime::format_duration(r.duration),
+                            r.regex.join(" | ")
+                        )
+                    })
+                    .collect(),
             }
         };
         ShapingView {
@@ -229,6 +265,7 @@ impl Settings {
                 .iter()
                 .map(|(n, e)| row(n, e))
                 .collect(),
+            active: Vec::new(),
         }
     }
 }

@@ -134,3 +134,76 @@ fn a_hold_on_one_node_holds_on_every_node() {
         });
     }
 }
+
+/// An automation rule that starts on node A (the destination answered
+/// A's bulk mail with Gmail's 421-4.7.28) holds the destination's bulk
+/// lanes on node B too, while B's urgent mail goes; `laneway shaping
+/// clear` on B ends it on A as well.
+#[test]
+fn a_shaping_rule_started_on_one_node_holds_on_every_node() {
+    use laneway_bench::sink::Event;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let Some(redis) = Redis::start("cluster::shared::shaping") else {
+        return;
+    };
+    let angry = Arc::new(AtomicBool::new(true));
+    let a2 = angry.clone();
+    let sink = Sink::spawn(SinkConfig {
+        reply: Some(Arc::new(move |e: &Event<'_>| match e {
+            Event::Data(m, _)
+                if a2.load(Ordering::SeqCst) && m.rcpts.iter().all(|r| r.starts_with("bulk")) =>
+            {
+                Some(
+                    "421 4.7.28 Our system has detected an unusual rate of unsolicited mail".into(),
+                )
+            }
+            _ => None,
+        })),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shaping.toml");
+    std::fs::write(
+        &file,
+        "[domain.\"gmail.test\"]\n[[domain.\"gmail.test\".automation]]\nregex = '4\\.7\\.28'\naction = \"suspend\"\nduration = \"1h\"\n",
+    )
+    .unwrap();
+    let extra = format!("[shaping]\nfiles = [\"{}\"]\n", file.display());
+    let nodes: Vec<Daemon> = ["a", "b"]
+        .iter()
+        .map(|n| Daemon::start(&node(&redis, n, &sink, &extra)))
+        .collect();
+    wait_joined(&nodes.iter().collect::<Vec<_>>());
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let active = |d: &Daemon| -> Vec<serde_json::Value> {
+        cli_json(d, &["shaping", "show"])["active"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    submit_many(a, "app@sender.test", "bulk@gmail.test", 1, 0);
+    eventually("the rule starts on A", || !active(a).is_empty());
+    angry.store(false, Ordering::SeqCst);
+    eventually("and holds on B", || {
+        active(b)
+            .first()
+            .is_some_and(|r| r["provider"] == "gmail.test" && r["node"] == "a")
+    });
+    // on B: bulk mail waits, urgent mail (sent after it) goes
+    submit_many(b, "app@sender.test", "bulk2@gmail.test", 1, 0);
+    submit_many(b, "app@sender.test", "reset@gmail.test", 1, 9);
+    assert_eq!(sink.wait_blocking(1, DEADLINE), 1);
+    assert_eq!(
+        sink.messages()[0].rcpts,
+        vec!["reset@gmail.test".to_string()]
+    );
+    let out = b.cli(&["shaping", "clear", "gmail.test"]);
+    assert!(out.status.success(), "{out:?}");
+    eventually("cleared on A too", || active(a).is_empty());
+    assert_eq!(
+        sink.wait_blocking(3, DEADLINE),
+        3,
+        "the bulk mail of A and B goes"
+    );
+}

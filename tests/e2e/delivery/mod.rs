@@ -2,6 +2,7 @@
 //! loopback, the real daemon in between. Helpers here; the tests by
 //! subject in the modules.
 
+mod automation;
 mod dane;
 mod dns;
 mod lanes;

@@ -32,9 +32,27 @@ pub async fn summary(AdminCtx(ctx): AdminCtx) -> Result<Json<Value>, ApiError> {
 /// `GET /api/v1/shaping`: the shaping files' providers and domains with
 /// their effective limits (`laneway shaping show`).
 pub async fn shaping(AdminCtx(ctx): AdminCtx) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        serde_json::to_value(&ctx.api.settings.load().shaping).unwrap_or_default(),
-    ))
+    let mut view = ctx.api.settings.load().shaping.clone();
+    view.active = ctx.api.admin.shaping_active();
+    Ok(Json(serde_json::to_value(&view).unwrap_or_default()))
+}
+
+/// `DELETE /api/v1/shaping/{provider}`: ends the automation rule holding
+/// a provider (`laneway shaping clear`).
+pub async fn shaping_clear(
+    AdminCtx(ctx): AdminCtx,
+    Path(provider): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !ctx.api.admin.shaping_clear(&provider)? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_active_rule",
+            format!(
+                "no shaping rule holds {provider:?} (laneway shaping show lists those that do)"
+            ),
+        ));
+    }
+    Ok(Json(json!({"provider": provider, "cleared": true})))
 }
 
 /// Query of `GET /api/v1/queue/messages` (all strings, checked here so that

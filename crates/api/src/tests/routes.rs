@@ -15,7 +15,8 @@ async fn every_documented_route_is_routed() {
             let concrete = path
                 .replace("{id}", "0000000000000001")
                 .replace("{domain}", "example.net")
-                .replace("{token}", "abc");
+                .replace("{token}", "abc")
+                .replace("{provider}", "google");
             let res = t
                 .router
                 .clone()
@@ -44,5 +45,5 @@ async fn every_documented_route_is_routed() {
             n += 1;
         }
     }
-    assert_eq!(n, 26, "documented operations");
+    assert_eq!(n, 27, "documented operations");
 }

@@ -5,6 +5,7 @@
 //! loader reports every problem it can find at once rather than stopping at
 //! the first: each table is read on its own, then the whole is validated.
 
+mod automation;
 mod cluster;
 mod events;
 mod inbound;
@@ -18,6 +19,7 @@ mod validate;
 
 use std::path::Path;
 
+pub use automation::*;
 pub use cluster::*;
 pub use events::*;
 pub use inbound::*;

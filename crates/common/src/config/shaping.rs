@@ -68,6 +68,9 @@ pub struct ShapingEntry {
     /// How long an idle connection waits for more work.
     #[serde(default, deserialize_with = "units::opt_duration")]
     pub idle_timeout: Option<Duration>,
+    /// `[[provider.<name>.automation]]`: back-off on what the site answers.
+    #[serde(default)]
+    pub automation: Vec<super::AutomationRule>,
 }
 
 /// The merged rules of the default pack and the files.
@@ -193,6 +196,9 @@ fn check(key: &str, e: &ShapingEntry, errors: &mut Vec<String>) {
     if e.idle_timeout.is_some_and(|d| d.is_zero()) {
         errors.push(format!("{key}: idle_timeout must be above zero"));
     }
+    for (i, rule) in e.automation.iter().enumerate() {
+        rule.check(&format!("{key} automation #{}", i + 1), errors);
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +224,87 @@ mod tests {
             assert_eq!(r.provider([mx]).map(|p| p.0), Some(provider), "{mx}");
         }
         assert!(r.provider(["mx.example.net"]).is_none());
+    }
+
+    /// The default pack's automation rules match the providers' own texts
+    /// (as `Reply::joined` gives them), and only the IP rules hold lane 9.
+    #[test]
+    fn the_default_rules_match_the_providers_texts() {
+        let mut errors = Vec::new();
+        let r = ShapingRules::load(&ShapingConfig::default(), &mut errors);
+        assert!(errors.is_empty(), "{errors:#?}");
+        let fired = |provider: &str, reply: &str| -> Vec<usize> {
+            r.providers[provider]
+                .automation
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| {
+                    a.regex
+                        .iter()
+                        .any(|x| regex::Regex::new(x).unwrap().is_match(reply))
+                })
+                .map(|(i, _)| i + 1)
+                .collect()
+        };
+        for (provider, reply, want) in [
+            (
+                "google",
+                "421 4.7.28 [192.0.2.1] Our system has detected an unusual rate of\n421 4.7.28 unsolicited mail originating from your IP address.",
+                vec![1],
+            ),
+            (
+                "google",
+                "421 4.7.0 [192.0.2.1] Our system has detected that this message is\n421 4.7.0 suspicious due to the very low reputation of the sending IP address.",
+                vec![2],
+            ),
+            (
+                "google",
+                "550 5.7.28 [192.0.2.1] Our system has detected an unusual rate of unsolicited mail",
+                vec![],
+            ),
+            (
+                "yahoo",
+                "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1",
+                vec![1],
+            ),
+            (
+                "yahoo",
+                "554 5.7.9 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed.",
+                vec![2],
+            ),
+            (
+                "outlook",
+                "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation. (S775)",
+                vec![1],
+            ),
+            (
+                "outlook",
+                "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150).",
+                vec![2],
+            ),
+            (
+                "office365",
+                "451 4.7.500 Server busy. Please try again later from [192.0.2.1].",
+                vec![1],
+            ),
+            (
+                "office365",
+                "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found",
+                vec![],
+            ),
+        ] {
+            assert_eq!(fired(provider, reply), want, "{provider}: {reply}");
+        }
+        for (name, p) in &r.providers {
+            for a in &p.automation {
+                let all = a.lanes.is_some_and(|l| l.contains(Priority::MAX));
+                let ip = a
+                    .regex
+                    .iter()
+                    .any(|x| x.contains("IP") || x.contains("TSS09") || x.contains("S3150"));
+                assert_eq!(all, ip, "{name}: only IP rules hold every lane: {a:?}");
+            }
+        }
     }
 
     #[test]

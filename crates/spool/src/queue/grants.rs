@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use laneway_common::{LaneSet, MessageId, Priority};
 
+use super::restrict::{Held, Phase};
 use super::site::{GrantState, Site};
 use super::{
     ConnGrant, ConnReport, DEAD_AFTER, Health, Poll, Queue, SiteInfo, Take, Ticket, WorkItem,
@@ -59,12 +60,14 @@ impl Queue {
             }
         }
         // Sites with ready work, highest lane first, then least recently served.
+        // (Lanes a shaping rule suspends have no ready work here.)
         let mut candidates: Vec<(Priority, u64, Arc<str>)> = st
             .sites
             .values()
             .filter(|s| !s.suspended && s.ready() > 0)
             .filter_map(|s| {
-                s.highest_ready(LaneSet::ALL)
+                let open = open_lanes(held(&st.restrictions, s), LaneSet::ALL, now);
+                s.highest_ready(open)
                     .map(|l| (l, s.last_grant, s.key.clone()))
             })
             .collect();
@@ -75,22 +78,33 @@ impl Queue {
                 poll.wake_at_ms = min_opt(poll.wake_at_ms, site.paused_until_ms);
                 continue;
             }
+            let hold = held(&st.restrictions, site);
+            // a rule holding the site: its regular connections may be
+            // capped, and its reserved ones stay open to urgent lanes
+            // however far the window has shrunk
+            let cap = hold.and_then(|h| h.restriction.regular_cap(now));
+            let guaranteed = hold.is_some_and(|h| h.restriction.phase(now) != Phase::Over);
+            let regular_slots = cap.map_or(site.regular_slots(), |c| site.regular_slots().min(c));
             for (pool, lanes) in settings.pools.iter().enumerate() {
+                // the connection may carry all of the pool's lanes (a
+                // suspension may end while it is open); only the lanes
+                // open now ask for one
+                let open = open_lanes(hold, *lanes, now);
                 loop {
-                    if st.active >= settings.max_connections {
+                    if st.active >= settings.max_connections || open.is_empty() {
                         break;
                     }
-                    let ready = site.ready_in(*lanes);
+                    let ready = site.ready_in(open);
                     let waiting_conns = site.idle[pool] + site.starting[pool];
                     if ready <= waiting_conns {
                         break;
                     }
-                    let high = site.highest_ready(*lanes).expect("ready > 0");
-                    let reserved = if site.regular < site.regular_slots() {
+                    let high = site.highest_ready(open).expect("ready > 0");
+                    let reserved = if site.regular < regular_slots {
                         false
                     } else if high >= site.limits.reserved_min_lane
                         && site.reserved < site.limits.reserved
-                        && site.active() < site.window()
+                        && (site.active() < site.window() || guaranteed)
                     {
                         true
                     } else {
@@ -119,6 +133,12 @@ impl Queue {
         if let Some(Reverse((due, _, _))) = st.timer.peek() {
             poll.wake_at_ms = min_opt(poll.wake_at_ms, *due);
         }
+        // a suspension's end opens its lanes again
+        for h in st.restrictions.values() {
+            if h.restriction.phase(now) == Phase::Hold {
+                poll.wake_at_ms = min_opt(poll.wake_at_ms, h.restriction.until_ms);
+            }
+        }
         poll
     }
 
@@ -143,6 +163,7 @@ impl Queue {
             .entry(info.key.clone())
             .or_insert_with(|| Site::new(info.key.clone(), info.limits.clone(), pools));
         site.set_limits(info.limits);
+        site.shaping = info.shaping;
         if suspended {
             site.suspended = true;
         }
@@ -206,13 +227,31 @@ impl Queue {
         if site.suspended || grant.carried >= site.limits.messages_per_connection {
             return Take::Close;
         }
+        let shaping = site.shaping.clone();
+        let hold = held(&st.restrictions, site);
+        if !grant.reserved
+            && let Some(cap) = hold.and_then(|h| h.restriction.regular_cap(now))
+            && site.regular > cap
         {
-            for lane in grant.lanes.iter_desc().filter(|l| *l >= min_lane) {
+            return Take::Close; // a rule throttles the site to fewer connections
+        }
+        let open = open_lanes(hold, grant.lanes, now);
+        let mut held_wait = None;
+        {
+            for lane in open.iter_desc().filter(|l| *l >= min_lane) {
                 loop {
                     let site = st.sites.get_mut(&grant.site).expect("site");
                     let Some((id, domain)) = site.lanes[lane.index()].first().cloned() else {
                         break;
                     };
+                    let hold = shaping.as_ref().and_then(|n| st.restrictions.get(n));
+                    if let Some(h) = hold.filter(|h| h.limits(lane, now))
+                        && let Some(wait) = h.token_wait(now)
+                    {
+                        // this lane waits for the rule's rate; a lower one may not
+                        held_wait = min_opt(held_wait, wait);
+                        break;
+                    }
                     if let Some(wait) = site.token_wait(now) {
                         return Take::Wait(wait);
                     }
@@ -223,6 +262,11 @@ impl Queue {
                     };
                     let site = st.sites.get_mut(&grant.site).expect("site");
                     site.consume_token(now);
+                    if let Some(h) = shaping.as_ref().and_then(|n| st.restrictions.get_mut(n))
+                        && h.limits(lane, now)
+                    {
+                        h.consume(now);
+                    }
                     if more {
                         site.lanes[lane.index()].insert((id, domain.clone()));
                         if let Some(e) = st.entries.get_mut(&id) {
@@ -234,6 +278,9 @@ impl Queue {
                 }
             }
         }
+        if let Some(wait) = held_wait {
+            return Take::Wait(wait);
+        }
         let site = st.sites.get_mut(&grant.site).expect("site");
         site.idle[grant.pool] += 1;
         grant.state = GrantState::Idle;
@@ -244,12 +291,19 @@ impl Queue {
     pub fn release(&self, grant: ConnGrant, report: ConnReport) -> Vec<WorkItem> {
         let now = self.clock.now_ms();
         let max = self.settings().max_recipients;
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         st.active -= 1;
         let mut deferred = Vec::new();
         let Some(site) = st.sites.get_mut(&grant.site) else {
             return deferred;
         };
+        let mut report = report;
+        if held(&st.restrictions, site).is_some_and(|h| h.restriction.phase(now) == Phase::Hold) {
+            // a shaping rule answers the push-back: no halving, no pause
+            // that would stop the urgent lanes too
+            report.throttled = false;
+        }
         match grant.state {
             GrantState::Starting => site.starting[grant.pool] -= 1,
             GrantState::Idle => site.idle[grant.pool] -= 1,
@@ -291,10 +345,24 @@ impl Queue {
                 }
             }
         }
-        drop(st);
+        drop(guard);
         self.changed.notify_one();
         deferred
     }
+}
+
+/// The restriction held on `site`'s shaping name, if any.
+fn held<'a>(
+    restrictions: &'a std::collections::HashMap<Arc<str>, Held>,
+    site: &Site,
+) -> Option<&'a Held> {
+    restrictions.get(site.shaping.as_ref()?)
+}
+
+/// `lanes` less those a restriction suspends now.
+fn open_lanes(hold: Option<&Held>, lanes: LaneSet, now: u64) -> LaneSet {
+    let blocked = hold.map(|h| h.restriction.blocked(now)).unwrap_or_default();
+    LaneSet::from_bits(lanes.bits() & !blocked.bits())
 }
 
 /// The interned key of a known domain.

@@ -19,6 +19,7 @@ mod complete;
 mod export;
 mod grants;
 pub mod limits;
+mod restrict;
 mod retry;
 mod site;
 mod types;
@@ -35,6 +36,7 @@ use tokio::sync::Notify;
 pub use admin::pattern_key;
 pub use export::Exported;
 pub use limits::{Lease, SharedLimits, Slot};
+pub use restrict::{Phase, RestrictMode, Restriction};
 pub use retry::{expiry_ms, next_attempt_ms};
 use site::Site;
 pub use site::{ConnGrant, ConnReport, Health, SiteLimits};
@@ -178,6 +180,8 @@ struct State {
     active: usize,
     grant_seq: u64,
     suspended: HashSet<String>,
+    /// Active shaping rules' restrictions, by shaping name.
+    restrictions: HashMap<Arc<str>, restrict::Held>,
 }
 
 /// The scheduler. Cheap to share (`Arc<Queue>`).

@@ -106,6 +106,8 @@ pub(crate) struct Site {
     pub suspended: bool,
     pub last_grant: u64,
     pub health: Health,
+    /// The provider or shaping domain it rolls up to.
+    pub shaping: Option<Arc<str>>,
 }
 
 impl Site {
@@ -126,6 +128,7 @@ impl Site {
             suspended: false,
             last_grant: 0,
             health: Health::Ok,
+            shaping: None,
         }
     }
 

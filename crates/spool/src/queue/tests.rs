@@ -96,6 +96,7 @@ impl Fixture {
                     key,
                     limits: limits.clone(),
                     ttl_ms: 3_600_000,
+                    shaping: Some("prov".into()),
                 },
             );
         }
@@ -607,4 +608,91 @@ async fn a_message_stays_until_its_last_dsn_is_written() {
     first.await;
     assert!(f.store.get(id, lane(4)).is_err(), "removed after the last");
     assert!(f.queue.is_empty());
+}
+
+fn restriction(mode: RestrictMode, until: u64) -> Vec<(Arc<str>, Restriction)> {
+    vec![(
+        "prov".into(),
+        Restriction {
+            lanes: "0-4".parse().unwrap(),
+            mode,
+            rate: Some("2/s".parse().unwrap()),
+            max_connections: Some(1),
+            until_ms: until,
+            ramp_until_ms: until + 8000,
+        },
+    )]
+}
+
+#[tokio::test]
+async fn a_suspension_stops_the_bulk_lanes_only_and_survives_push_back() {
+    let f = fixture(QueueSettings::default());
+    for _ in 0..10 {
+        f.add(lane(0), &["x@a.test"]);
+    }
+    let limits = SiteLimits {
+        max_connections: 3,
+        reserved: 1,
+        ..Default::default()
+    };
+    let mut g = f.resolve_all(limits);
+    assert_eq!(g.len(), 2);
+    item(f.queue.take(&mut g[0]));
+    f.queue
+        .set_restrictions(restriction(RestrictMode::Suspend, T0 + 60_000));
+    // the open connections carry no bulk now, and none is opened for it
+    assert!(matches!(f.queue.take(&mut g[1]), Take::Empty));
+    assert!(f.queue.poll().grants.is_empty());
+    let urgent = f.add(lane(9), &["u@a.test"]);
+    assert_eq!(item(f.queue.take(&mut g[1])).id, urgent);
+    // a 421 on a held site halves nothing and pauses nothing
+    let g0 = g.remove(0);
+    f.queue.release(
+        g0,
+        ConnReport {
+            throttled: true,
+            ..Default::default()
+        },
+    );
+    let urgent2 = f.add(lane(9), &["u2@a.test"]);
+    let mut more = f.queue.poll().grants;
+    assert_eq!(more.len(), 1, "urgent mail gets a connection at once");
+    assert_eq!(item(f.queue.take(&mut more[0])).id, urgent2);
+    // once the hold is over the bulk lanes come back at the ramp's floor
+    f.advance(Duration::from_millis(60_000));
+    item(f.queue.take(&mut more[0]));
+    assert!(matches!(f.queue.take(&mut more[0]), Take::Wait(500)));
+    // … and at the end of the ramp at the site's own limits
+    f.advance(Duration::from_millis(8_000));
+    item(f.queue.take(&mut more[0]));
+    item(f.queue.take(&mut more[0]));
+}
+
+#[tokio::test]
+async fn a_throttle_caps_the_bulk_lanes_but_not_the_urgent_ones() {
+    let f = fixture(QueueSettings::default());
+    for _ in 0..10 {
+        f.add(lane(0), &["x@a.test"]);
+    }
+    f.queue
+        .set_restrictions(restriction(RestrictMode::Throttle, T0 + 60_000));
+    let limits = SiteLimits {
+        max_connections: 4,
+        reserved: 1,
+        ..Default::default()
+    };
+    let mut g = f.resolve_all(limits);
+    assert_eq!(g.len(), 1, "one regular connection while throttled");
+    item(f.queue.take(&mut g[0]));
+    assert!(matches!(f.queue.take(&mut g[0]), Take::Wait(500)));
+    // urgent mail does not wait for the bulk lanes' rate
+    let urgent = f.add(lane(9), &["u@a.test"]);
+    assert_eq!(item(f.queue.take(&mut g[0])).id, urgent);
+    let urgent2 = f.add(lane(9), &["u2@a.test"]);
+    let mut more = f.queue.poll().grants;
+    assert_eq!(more.len(), 1);
+    assert!(more[0].reserved, "the reserved slot stays open");
+    assert_eq!(item(f.queue.take(&mut more[0])).id, urgent2);
+    f.advance(Duration::from_millis(500));
+    assert_eq!(item(f.queue.take(&mut g[0])).lane, lane(0));
 }

@@ -182,4 +182,7 @@ pub struct SiteInfo {
     pub limits: SiteLimits,
     /// How long the resolution holds, ms.
     pub ttl_ms: u64,
+    /// The provider (or shaping domain) it rolls up to, whose
+    /// [`super::Restriction`] applies to it.
+    pub shaping: Option<Arc<str>>,
 }
