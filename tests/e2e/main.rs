@@ -6,6 +6,7 @@ mod bench;
 mod cluster;
 mod daemon;
 mod delivery;
+mod domain;
 mod events;
 mod hardening;
 mod smtp;

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
-use hickory_resolver::proto::rr::rdata::{A, AAAA, MX, TLSA, TXT};
+use hickory_resolver::proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, TLSA, TXT};
 use hickory_resolver::proto::rr::{Name, RData, Record, RecordType};
 
 #[derive(Default)]
@@ -92,6 +92,21 @@ impl TestDns {
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
         self.add(name, RData::TXT(TXT::new(parts)));
+    }
+
+    /// A PTR record for `ip` (its `in-addr.arpa` / `ip6.arpa` name).
+    pub fn ptr(&self, ip: &str, host: &str) {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        let name = Name::from(ip).to_ascii();
+        self.add(&name, RData::PTR(PTR(Name::from_ascii(key(host)).unwrap())));
+    }
+
+    /// A CNAME record (answered to CNAME queries only: no chasing).
+    pub fn cname(&self, name: &str, target: &str) {
+        self.add(
+            name,
+            RData::CNAME(CNAME(Name::from_ascii(key(target)).unwrap())),
+        );
     }
 
     /// Forgets every record of `name`.
@@ -188,6 +203,8 @@ fn answer(query: &[u8], zone: &Mutex<Zone>) -> Option<Vec<u8>> {
                 | (RecordType::AAAA, RData::AAAA(_))
                 | (RecordType::TXT, RData::TXT(_))
                 | (RecordType::TLSA, RData::TLSA(_))
+                | (RecordType::PTR, RData::PTR(_))
+                | (RecordType::CNAME, RData::CNAME(_))
         );
         if matches {
             resp.add_answer(Record::from_rdata(question.name().clone(), 1, d.clone()));

@@ -152,6 +152,10 @@ fn routes(ctx: Ctx) -> Router {
         )
         .route("/api/v1/shaping", get(routes::admin::shaping))
         .route(
+            "/api/v1/domains/{domain}/check",
+            get(routes::admin::domain_check),
+        )
+        .route(
             "/api/v1/shaping/{provider}",
             axum::routing::delete(routes::admin::shaping_clear),
         )

@@ -340,6 +340,42 @@ pub struct ShapingActive {
     pub node: String,
 }
 
+/// `laneway domain check` (`GET /api/v1/domains/{domain}/check`): is the
+/// DNS of a sender domain set up for this relay?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainCheck {
+    /// The sender domain (`[[domain]] name`).
+    pub domain: String,
+    /// Each check, in order.
+    pub checks: Vec<DomainCheckItem>,
+    /// How many are `ok`, `wrong` and `missing` (they add up to the checks).
+    pub ok: usize,
+    /// See `ok`.
+    pub wrong: usize,
+    /// See `ok`.
+    pub missing: usize,
+}
+
+/// One check of a [`DomainCheck`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainCheckItem {
+    /// `bounce_mx`, `spf`, `dkim:<selector>`, `dmarc`, `ptr:<address>`,
+    /// `mta_sts`, `tls_rpt`.
+    pub check: String,
+    /// `ok`, `wrong` or `missing`.
+    pub status: String,
+    /// The DNS name looked up.
+    pub name: String,
+    /// What was found there.
+    pub found: Vec<String>,
+    /// The record that would be right (when not `ok`).
+    pub expected: Option<String>,
+    /// Why, in a sentence.
+    pub detail: String,
+    /// Only worth having (MTA-STS, TLS-RPT): missing is not a fault.
+    pub optional: bool,
+}
+
 /// A suppressed recipient (`GET /api/v1/suppressions`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuppressionEntry {
@@ -400,6 +436,15 @@ pub trait Admin: Send + Sync + 'static {
     /// The automation rules holding providers now.
     fn shaping_active(&self) -> Vec<ShapingActive> {
         Vec::new()
+    }
+    /// Checks the DNS of the sender domain `domain`; `None` if it is not
+    /// a `[[domain]]` of the configuration.
+    fn domain_check<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> BoxFuture<'a, Result<Option<DomainCheck>, AdminError>> {
+        let _ = domain;
+        Box::pin(async { Ok(None) })
     }
     /// Ends the automation rule holding `provider`; false if none does.
     fn shaping_clear(&self, provider: &str) -> Result<bool, AdminError> {

@@ -33,6 +33,7 @@ pub struct QueueAdmin {
     events: Option<(laneway_events::EventLog, Arc<dyn EventSink>)>,
     auth: Option<Arc<laneway_auth::SenderAuth>>,
     automation: Option<Arc<laneway_outbound::Automation>>,
+    checker: Option<Arc<crate::domain_check::Checker>>,
 }
 
 impl QueueAdmin {
@@ -56,7 +57,14 @@ impl QueueAdmin {
             events: None,
             auth: None,
             automation: None,
+            checker: None,
         }
+    }
+
+    /// Answers `laneway domain check` with `c`.
+    pub fn with_checker(mut self, c: Arc<crate::domain_check::Checker>) -> QueueAdmin {
+        self.checker = Some(c);
+        self
     }
 
     /// Shows and clears the shaping rules of `a`.
@@ -203,6 +211,18 @@ impl Admin for QueueAdmin {
             .as_ref()
             .map(|a| a.view())
             .unwrap_or_default()
+    }
+
+    fn domain_check<'a>(
+        &'a self,
+        domain: &'a str,
+    ) -> BoxFuture<'a, Result<Option<laneway_common::admin::DomainCheck>, AdminError>> {
+        Box::pin(async move {
+            match &self.checker {
+                Some(c) => c.check(domain).await.map_err(AdminError::Conflict),
+                None => Ok(None),
+            }
+        })
     }
 
     fn shaping_clear(&self, provider: &str) -> Result<bool, AdminError> {

@@ -67,6 +67,13 @@ pub enum Command {
         #[command(subcommand)]
         command: ShapingCommand,
     },
+    /// Sender domains of the running daemon.
+    Domain {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
     /// DKIM keys.
     Dkim {
         #[command(subcommand)]
@@ -201,6 +208,19 @@ pub enum ShapingCommand {
     Clear {
         /// The provider (or shaping domain), as `shaping show` lists it.
         provider: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DomainCommand {
+    /// Is the DNS of a [[domain]] right for this relay? Bounce MX, SPF
+    /// for every egress address, DKIM keys, DMARC alignment, PTR/FCrDNS
+    /// against the HELO names, MTA-STS and TLS-RPT: each ok, wrong (with
+    /// the record that would be right) or missing. Exit status 1 if any
+    /// required check is not ok.
+    Check {
+        /// The sender domain.
+        domain: String,
     },
 }
 

@@ -110,38 +110,81 @@ pub fn run(
     json: bool,
     human: impl Fn(&Value),
 ) -> ExitCode {
-    match target.request(method, path, body.as_ref()) {
-        Ok((s, v)) if (200..300).contains(&s) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            } else {
-                human(&v);
-            }
+    match fetch(target, method, path, body) {
+        Some(v) => {
+            show(&v, json, human);
             ExitCode::SUCCESS
         }
+        None => ExitCode::FAILURE,
+    }
+}
+
+/// One API call: the answer of a 2xx, else `None` once the error is printed.
+fn fetch(target: &Target, method: &str, path: &str, body: Option<Value>) -> Option<Value> {
+    match target.request(method, path, body.as_ref()) {
+        Ok((s, v)) if (200..300).contains(&s) => Some(v),
         Ok((s, v)) => {
             let msg = v["error"]["message"]
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| v.to_string());
             eprintln!("error ({s}): {msg}");
-            ExitCode::FAILURE
+            None
         }
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            None
         }
+    }
+}
+
+fn show(v: &Value, json: bool, human: impl Fn(&Value)) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        human(v);
+    }
+}
+
+/// The daemon `t` names (`--config`, `--url`, `--token`); `None` once
+/// the error is printed.
+fn target_of(t: &TargetArgs) -> Option<Target> {
+    match Target::new(t.config.as_deref(), t.url.as_deref(), t.token.clone()) {
+        Ok(x) => Some(x),
+        Err(e) => {
+            eprintln!("error: {e}");
+            None
+        }
+    }
+}
+
+/// `laneway domain check <domain>`: exit status 1 when a required check
+/// is not ok (so that a provisioning script can wait for the DNS).
+pub fn domain_check(t: TargetArgs, domain: &str) -> ExitCode {
+    let Some(target) = target_of(&t) else {
+        return ExitCode::FAILURE;
+    };
+    let path = format!("/api/v1/domains/{}/check", encode(domain));
+    let Some(v) = fetch(&target, "GET", &path, None) else {
+        return ExitCode::FAILURE;
+    };
+    show(&v, t.json, crate::print::print_domain_check);
+    let failed = v["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["status"] != "ok" && c["optional"] != true);
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
 /// `laneway suppressions …`: one API call per verb.
 pub fn suppressions(t: TargetArgs, command: SuppressionCommand) -> ExitCode {
-    let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(target) = target_of(&t) else {
+        return ExitCode::FAILURE;
     };
     let done = |v: &serde_json::Value| println!("{}", serde_json::to_string(v).unwrap_or_default());
     match command {
@@ -201,12 +244,8 @@ pub fn suppressions(t: TargetArgs, command: SuppressionCommand) -> ExitCode {
 
 /// `laneway shaping show|clear`.
 pub fn shaping(t: TargetArgs, command: crate::cli::ShapingCommand) -> ExitCode {
-    let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(target) = target_of(&t) else {
+        return ExitCode::FAILURE;
     };
     match command {
         crate::cli::ShapingCommand::Show => run(
@@ -235,12 +274,8 @@ pub fn shaping(t: TargetArgs, command: crate::cli::ShapingCommand) -> ExitCode {
 
 /// `laneway queue …`: one API call per verb.
 pub fn queue(t: TargetArgs, command: QueueCommand) -> ExitCode {
-    let target = match Target::new(t.config.as_deref(), t.url.as_deref(), t.token) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(target) = target_of(&t) else {
+        return ExitCode::FAILURE;
     };
     let json = t.json;
     let done = |v: &serde_json::Value| println!("{}", serde_json::to_string(v).unwrap_or_default());

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod config;
 mod ctl;
+mod domain_check;
 mod drain;
 mod events;
 mod ingest;
@@ -41,6 +42,10 @@ fn main() -> ExitCode {
         } => tools::new_api_key(&name, &scopes),
         Command::Suppressions { target, command } => ctl::suppressions(target, command),
         Command::Shaping { target, command } => ctl::shaping(target, command),
+        Command::Domain {
+            target,
+            command: cli::DomainCommand::Check { domain },
+        } => ctl::domain_check(target, &domain),
         Command::Dkim {
             command:
                 DkimCommand::Keygen {

@@ -404,6 +404,47 @@ pub fn print_shaping(v: &Value) {
     print!("{}", t.render());
 }
 
+/// `laneway domain check`: one line per check, then what to publish.
+pub fn print_domain_check(v: &Value) {
+    let mut t = Table::new(&[
+        ("check", Align::Left),
+        ("status", Align::Left),
+        ("name", Align::Left),
+        ("detail", Align::Left),
+    ]);
+    let checks = v["checks"].as_array().cloned().unwrap_or_default();
+    for c in &checks {
+        let status = match (c["status"].as_str(), c["optional"].as_bool()) {
+            (Some("missing"), Some(true)) => "missing (optional)".to_string(),
+            (s, _) => s.unwrap_or("?").to_string(),
+        };
+        t.row(vec![
+            cell(&c["check"]),
+            status,
+            cell(&c["name"]),
+            cell(&c["detail"]),
+        ]);
+    }
+    print!("{}", t.render());
+    println!(
+        "{}: {} ok, {} wrong, {} missing",
+        cell(&v["domain"]),
+        cell(&v["ok"]),
+        cell(&v["wrong"]),
+        cell(&v["missing"])
+    );
+    let fixes: Vec<&str> = checks
+        .iter()
+        .filter_map(|c| c["expected"].as_str())
+        .collect();
+    if !fixes.is_empty() {
+        println!("records that would be right:");
+        for f in fixes {
+            println!("  {f}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

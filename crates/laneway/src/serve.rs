@@ -300,6 +300,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         ));
     }
 
+    let checker = Arc::new(crate::domain_check::Checker::new(config.clone()));
     let admin = Arc::new(
         crate::admin::QueueAdmin::new(
             queue.clone(),
@@ -310,7 +311,8 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         )
         .with_events(event_log.clone(), events.clone())
         .with_auth(sender_auth.clone())
-        .with_automation(dispatcher.automation().clone()),
+        .with_automation(dispatcher.automation().clone())
+        .with_checker(checker.clone()),
     );
     let render: laneway_api::MetricsRender = {
         let (h, q) = (prometheus.clone(), queue.clone());
@@ -371,6 +373,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
                 sender_auth: &sender_auth,
                 own: &own,
                 cluster: cluster.as_deref(),
+                checker: &checker,
             }),
         }
     }
@@ -501,6 +504,7 @@ struct Live<'a> {
     sender_auth: &'a laneway_auth::SenderAuth,
     own: &'a [std::net::SocketAddr],
     cluster: Option<&'a laneway_cluster::Cluster>,
+    checker: &'a crate::domain_check::Checker,
 }
 
 fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
@@ -512,6 +516,7 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
         sender_auth,
         own,
         cluster,
+        checker,
     } = live;
     let Some(path) = path else {
         tracing::info!("SIGHUP: running the embedded default configuration; nothing to reload");
@@ -532,6 +537,7 @@ fn reload(path: Option<&Path>, running: &Config, live: &Live<'_>) {
             }
             Ok((settings, lookup, tls, auth)) => {
                 sender_auth.reload(auth);
+                checker.set(loaded.config.clone());
                 let outbound = laneway_outbound::Settings::from_config(&loaded.config);
                 queue.set_settings(queue_settings(&loaded.config, &outbound));
                 let shaping_view = outbound.shaping_view();

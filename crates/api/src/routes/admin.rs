@@ -37,6 +37,23 @@ pub async fn shaping(AdminCtx(ctx): AdminCtx) -> Result<Json<Value>, ApiError> {
     Ok(Json(serde_json::to_value(&view).unwrap_or_default()))
 }
 
+/// `GET /api/v1/domains/{domain}/check`: is the sender domain's DNS right
+/// for this relay (`laneway domain check`)?
+pub async fn domain_check(
+    AdminCtx(ctx): AdminCtx,
+    Path(d): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = domain(&d)?;
+    match ctx.api.admin.domain_check(&d).await? {
+        Some(report) => Ok(Json(serde_json::to_value(&report).unwrap_or_default())),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_domain",
+            format!("{d} is not a [[domain]] of the configuration"),
+        )),
+    }
+}
+
 /// `DELETE /api/v1/shaping/{provider}`: ends the automation rule holding
 /// a provider (`laneway shaping clear`).
 pub async fn shaping_clear(

@@ -45,5 +45,5 @@ async fn every_documented_route_is_routed() {
             n += 1;
         }
     }
-    assert_eq!(n, 27, "documented operations");
+    assert_eq!(n, 28, "documented operations");
 }

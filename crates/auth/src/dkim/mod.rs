@@ -23,6 +23,7 @@
 mod keygen;
 mod keys;
 mod normalize;
+mod public;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,7 @@ use laneway_common::config::SenderDomain;
 
 pub use keygen::{KeygenError, keygen};
 pub use keys::MIN_RSA_BITS;
+pub use public::public_record;
 
 /// Header fields signed when present (RFC 6376 §5.4.1); `h=` lists the
 /// present ones bottom-up, as mail-auth orders them.
