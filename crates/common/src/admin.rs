@@ -297,6 +297,10 @@ pub struct ShapingRow {
     /// for 1h at the first match of 4\.7\.28"`).
     #[serde(default)]
     pub automation: Vec<String>,
+    /// Its per-pool limits, one line each (`"new: max_connections 1, rate
+    /// 10/s, warmup from 2026-12-01: 500/day 1000/day"`).
+    #[serde(default)]
+    pub pools: Vec<String>,
 }
 
 /// The shaping in force (`GET /api/v1/shaping`).

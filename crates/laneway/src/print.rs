@@ -374,6 +374,9 @@ pub fn print_shaping(v: &Value) {
             for rule in r["automation"].as_array().into_iter().flatten() {
                 println!("rule of {kind}{}: {}", cell(&r["name"]), cell(rule));
             }
+            for pool in r["pools"].as_array().into_iter().flatten() {
+                println!("pool limits of {kind}{}: {}", cell(&r["name"]), cell(pool));
+            }
         }
     }
     let active = v["active"].as_array().cloned().unwrap_or_default();

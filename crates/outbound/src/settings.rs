@@ -13,7 +13,7 @@ use laneway_common::config::{
 };
 use laneway_common::domain::best_match;
 use laneway_common::{LaneSet, Priority};
-use laneway_spool::queue::SiteLimits;
+use laneway_spool::queue::{PoolLimit, SiteLimits};
 
 use crate::client::Timeouts;
 
@@ -28,6 +28,8 @@ pub struct PoolSettings {
     pub sources: Vec<IpAddr>,
     /// EHLO name.
     pub helo: String,
+    /// Its IP warm-up, if its addresses are new.
+    pub warmup: Option<laneway_common::config::Warmup>,
 }
 
 /// Outbound settings (swapped on reload).
@@ -87,6 +89,7 @@ impl Settings {
                 lanes: p.lanes,
                 sources: p.source.clone(),
                 helo: p.helo_name.clone().unwrap_or_else(|| helo.clone()),
+                warmup: p.warmup.clone(),
             })
             .collect();
         let covered = pools.iter().fold(0u16, |acc, p| acc | p.lanes.bits());
@@ -97,6 +100,7 @@ impl Settings {
                 lanes: rest,
                 sources: Vec::new(),
                 helo,
+                warmup: None,
             });
         }
         Settings {
@@ -116,6 +120,7 @@ impl Settings {
                 reserved_min_lane: Priority::new(7).expect("lane"),
                 rate: None,
                 messages_per_connection: o.messages_per_connection,
+                pools: Vec::new(),
             },
             mta_sts: o.mta_sts,
             mta_sts_port: o.mta_sts_port,
@@ -166,6 +171,43 @@ impl Settings {
     /// The limits of the site `domain` resolves to: its `[[destination]]`,
     /// else its shaping, else `[outbound]`'s.
     pub fn limits_for(&self, domain: &str, shaped: Option<Shaped<'_>>) -> SiteLimits {
+        let mut limits = self.site_limits(domain, shaped);
+        limits.pools = self.pool_limits(shaped, laneway_common::envelope::now_ms());
+        limits
+    }
+
+    /// Each pool's limits at a site: the shaping entry's
+    /// `[….pool.<pool>]`, and the day's rate of an IP warm-up (the
+    /// entry's, else the pool's own); the lower rate wins. Empty when no
+    /// pool has any.
+    pub fn pool_limits(&self, shaped: Option<Shaped<'_>>, now_ms: u64) -> Vec<PoolLimit> {
+        let out: Vec<PoolLimit> = self
+            .pools
+            .iter()
+            .map(|p| {
+                let o = shaped.and_then(|s| s.entry.pool.get(&p.name));
+                let warm = o
+                    .and_then(|o| o.warmup.as_ref())
+                    .or(p.warmup.as_ref())
+                    .and_then(|w| w.rate_at(now_ms));
+                let rate = match (o.and_then(|o| o.rate), warm) {
+                    (Some(a), Some(b)) if b.per_second() < a.per_second() => Some(b),
+                    (a, b) => a.or(b),
+                };
+                PoolLimit {
+                    max_connections: o.and_then(|o| o.max_connections),
+                    rate,
+                }
+            })
+            .collect();
+        if out.iter().all(|l| *l == PoolLimit::default()) {
+            Vec::new()
+        } else {
+            out
+        }
+    }
+
+    fn site_limits(&self, domain: &str, shaped: Option<Shaped<'_>>) -> SiteLimits {
         match (self.destination(domain), shaped) {
             (Some(x), _) => self.with_defaults(
                 x.max_connections,
@@ -205,6 +247,7 @@ impl Settings {
             reserved_min_lane: min_lane.unwrap_or(d.reserved_min_lane),
             rate: rate.or(d.rate),
             messages_per_connection: per_conn.unwrap_or(d.messages_per_connection),
+            pools: Vec::new(),
         }
     }
 
@@ -228,6 +271,25 @@ impl Settings {
                     e.idle_timeout.unwrap_or(self.idle_timeout),
                 )
                 .to_string(),
+                pools: e
+                    .pool
+                    .iter()
+                    .map(|(name, p)| {
+                        let mut parts = Vec::new();
+                        if let Some(m) = p.max_connections {
+                            parts.push(format!("max_connections {m}"));
+                        }
+                        if let Some(r) = p.rate {
+                            parts.push(format!("rate {r}"));
+                        }
+                        if let Some(w) = &p.warmup {
+                            let rates: Vec<String> =
+                                w.rates.iter().map(|r| r.to_string()).collect();
+                            parts.push(format!("warmup from {}: {}", w.start, rates.join(" ")));
+                        }
+                        format!("{name}: {}", parts.join(", "))
+                    })
+                    .collect(),
                 automation: e
                     .automation
                     .iter()

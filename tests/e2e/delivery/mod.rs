@@ -7,6 +7,7 @@ mod dane;
 mod dns;
 mod lanes;
 mod mta_sts;
+mod pools;
 mod requiretls;
 mod routing;
 mod shaping;

@@ -121,6 +121,10 @@ pub struct Pool {
     /// EHLO name for this pool. Default `[outbound] helo_name`.
     #[serde(default)]
     pub helo_name: Option<String>,
+    /// An IP warm-up for new addresses: `{ start = "2026-12-01", rates =
+    /// ["500/day", "1000/day", …] }`, the day's rate for each site.
+    #[serde(default)]
+    pub warmup: Option<super::Warmup>,
 }
 
 /// `[[destination]]`: limits for the site a domain's mail goes to.

@@ -71,6 +71,83 @@ pub struct ShapingEntry {
     /// `[[provider.<name>.automation]]`: back-off on what the site answers.
     #[serde(default)]
     pub automation: Vec<super::AutomationRule>,
+    /// `[provider.<name>.pool.<pool>]`: limits of one egress pool's
+    /// traffic to the site, beside the site's own.
+    #[serde(default)]
+    pub pool: BTreeMap<String, PoolShaping>,
+}
+
+/// `[provider.<name>.pool.<pool>]`: what one egress pool may send to the
+/// provider (PowerMTA's per-VMTA domain limits, KumoMTA's source × site).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolShaping {
+    /// Most connections from the pool to the site.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Messages per period from the pool to the site.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    /// A warm-up of the pool's addresses for this provider, in place of
+    /// the pool's own `[[outbound.pool]] warmup`.
+    #[serde(default)]
+    pub warmup: Option<Warmup>,
+}
+
+/// An IP warm-up: from `start` (a date, UTC), day n of the schedule allows
+/// `rates[n]` to each site; after the last day, no warm-up limit. Before
+/// `start`, the first day's rate.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Warmup {
+    /// The first day, `"2026-12-01"`.
+    pub start: String,
+    /// The rate of each day, e.g. `["500/day", "1000/day", "2000/day"]`.
+    pub rates: Vec<Rate>,
+}
+
+impl Warmup {
+    /// Days since the Unix epoch of `start`, if it is a date.
+    pub fn start_day(&self) -> Option<i64> {
+        let mut it = self.start.trim().splitn(3, '-');
+        let (y, m, d): (i64, i64, i64) = (
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+            it.next()?.parse().ok()?,
+        );
+        if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+            return None;
+        }
+        // days from civil (H. Hinnant's algorithm)
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        Some(era * 146_097 + doe - 719_468)
+    }
+
+    /// The rate in force at `now_ms`, or `None` once the warm-up is over.
+    pub fn rate_at(&self, now_ms: u64) -> Option<Rate> {
+        let start = self.start_day()?;
+        let today = (now_ms / 86_400_000) as i64;
+        let day = (today - start).max(0) as usize;
+        self.rates.get(day).copied()
+    }
+
+    /// Pushes the problems of the warm-up, named by `key`.
+    pub fn check(&self, key: &str, errors: &mut Vec<String>) {
+        if self.start_day().is_none() {
+            errors.push(format!(
+                "{key}: warmup start {:?} is not a date like \"2026-12-01\"",
+                self.start
+            ));
+        }
+        if self.rates.is_empty() {
+            errors.push(format!("{key}: warmup rates names no day"));
+        }
+    }
 }
 
 /// The merged rules of the default pack and the files.
@@ -198,6 +275,15 @@ fn check(key: &str, e: &ShapingEntry, errors: &mut Vec<String>) {
     }
     for (i, rule) in e.automation.iter().enumerate() {
         rule.check(&format!("{key} automation #{}", i + 1), errors);
+    }
+    for (name, p) in &e.pool {
+        let key = format!("{key} pool.{name}");
+        if p.max_connections == Some(0) {
+            errors.push(format!("{key}: max_connections must be at least 1"));
+        }
+        if let Some(w) = &p.warmup {
+            w.check(&key, errors);
+        }
     }
 }
 

@@ -197,6 +197,35 @@ impl Config {
         }
         self.validate_outbound(errors, warnings);
         self.shaping_rules = ShapingRules::load(&self.shaping, errors);
+        // pool overrides name pools of [[outbound.pool]] (or the implicit
+        // "default" pool of the lanes none names)
+        let pools: Vec<&str> = self.outbound.pool.iter().map(|p| p.name.as_str()).collect();
+        let entries = self
+            .shaping_rules
+            .providers
+            .iter()
+            .map(|(n, e)| (format!("[provider.{n}]"), e))
+            .chain(
+                self.shaping_rules
+                    .domains
+                    .iter()
+                    .map(|(n, e)| (format!("[domain.{n}]"), e)),
+            );
+        for (key, e) in entries {
+            for name in e.pool.keys() {
+                if !pools.contains(&name.as_str()) && name != "default" {
+                    errors.push(format!(
+                        "shaping {key} pool.{name}: no [[outbound.pool]] is named {name:?} (known: {})",
+                        if pools.is_empty() { "default".to_string() } else { format!("{}, default", pools.join(", ")) }
+                    ));
+                }
+            }
+        }
+        for p in &self.outbound.pool {
+            if let Some(w) = &p.warmup {
+                w.check(&format!("[[outbound.pool]] {:?}", p.name), errors);
+            }
+        }
         let mut hooks = std::collections::HashSet::new();
         for w in &self.webhooks {
             let at = format!("[[webhook]] {}", w.name);

@@ -91,7 +91,10 @@ impl Queue {
                 // open now ask for one
                 let open = open_lanes(hold, *lanes, now);
                 loop {
-                    if st.active >= settings.max_connections || open.is_empty() {
+                    if st.active >= settings.max_connections
+                        || open.is_empty()
+                        || !site.pool_has_room(pool)
+                    {
                         break;
                     }
                     let ready = site.ready_in(open);
@@ -116,6 +119,9 @@ impl Queue {
                         site.regular += 1;
                     }
                     site.starting[pool] += 1;
+                    if let Some(n) = site.pool_open.get_mut(pool) {
+                        *n += 1;
+                    }
                     st.active += 1;
                     st.grant_seq += 1;
                     site.last_grant = st.grant_seq;
@@ -255,6 +261,9 @@ impl Queue {
                     if let Some(wait) = site.token_wait(now) {
                         return Take::Wait(wait);
                     }
+                    if let Some(wait) = site.pool_token_wait(grant.pool, now) {
+                        return Take::Wait(wait);
+                    }
                     site.lanes[lane.index()].remove(&(id, domain.clone()));
                     let Some((item, more)) = build_item(&mut st.entries, id, &domain, now, max)
                     else {
@@ -262,6 +271,7 @@ impl Queue {
                     };
                     let site = st.sites.get_mut(&grant.site).expect("site");
                     site.consume_token(now);
+                    site.consume_pool_token(grant.pool, now);
                     if let Some(h) = shaping.as_ref().and_then(|n| st.restrictions.get_mut(n))
                         && h.limits(lane, now)
                     {
@@ -313,6 +323,9 @@ impl Queue {
             site.reserved -= 1;
         } else {
             site.regular -= 1;
+        }
+        if let Some(n) = site.pool_open.get_mut(grant.pool) {
+            *n = n.saturating_sub(1);
         }
         if let Some(h) = site.report(&report, now) {
             match h {

@@ -39,7 +39,7 @@ pub use limits::{Lease, SharedLimits, Slot};
 pub use restrict::{Phase, RestrictMode, Restriction};
 pub use retry::{expiry_ms, next_attempt_ms};
 use site::Site;
-pub use site::{ConnGrant, ConnReport, Health, SiteLimits};
+pub use site::{ConnGrant, ConnReport, Health, PoolLimit, SiteLimits};
 
 pub use laneway_common::delivery::Outcome;
 

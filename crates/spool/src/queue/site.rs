@@ -28,6 +28,19 @@ pub struct SiteLimits {
     pub rate: Option<Rate>,
     /// Messages per connection before it is closed.
     pub messages_per_connection: usize,
+    /// Limits of each egress pool's traffic to the site (by pool index;
+    /// missing entries: none).
+    pub pools: Vec<PoolLimit>,
+}
+
+/// What one egress pool may send to a site (a shaping file's
+/// `[provider.<name>.pool.<pool>]`, an IP warm-up).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolLimit {
+    /// Most connections from the pool.
+    pub max_connections: Option<usize>,
+    /// Messages per period from the pool.
+    pub rate: Option<Rate>,
 }
 
 impl Default for SiteLimits {
@@ -38,6 +51,7 @@ impl Default for SiteLimits {
             reserved_min_lane: Priority::new(7).expect("lane"),
             rate: None,
             messages_per_connection: 1000,
+            pools: Vec::new(),
         }
     }
 }
@@ -99,6 +113,9 @@ pub(crate) struct Site {
     pub reserved: usize,
     pub idle: Vec<usize>,
     pub starting: Vec<usize>,
+    /// Connections open per pool, and when each pool's rate allows the next.
+    pub pool_open: Vec<usize>,
+    pub pool_token_ms: Vec<f64>,
     pub cwnd: usize,
     pub failures: u32,
     pub paused_until_ms: u64,
@@ -121,6 +138,8 @@ impl Site {
             reserved: 0,
             idle: vec![0; pools],
             starting: vec![0; pools],
+            pool_open: vec![0; pools],
+            pool_token_ms: vec![0.0; pools],
             cwnd,
             failures: 0,
             paused_until_ms: 0,
@@ -176,6 +195,36 @@ impl Site {
         self.limits.rate?;
         let now = now_ms as f64;
         (self.next_token_ms > now + 0.5).then(|| (self.next_token_ms - now).ceil() as u64)
+    }
+
+    /// The limits of `pool`'s traffic.
+    pub fn pool_limit(&self, pool: usize) -> Option<&PoolLimit> {
+        self.limits.pools.get(pool)
+    }
+
+    /// Whether `pool` may open another connection.
+    pub fn pool_has_room(&self, pool: usize) -> bool {
+        let open = self.pool_open.get(pool).copied().unwrap_or(0);
+        self.pool_limit(pool)
+            .and_then(|l| l.max_connections)
+            .is_none_or(|m| open < m)
+    }
+
+    /// How long until `pool`'s rate allows another message here.
+    pub fn pool_token_wait(&self, pool: usize, now_ms: u64) -> Option<u64> {
+        self.pool_limit(pool)?.rate?;
+        let next = *self.pool_token_ms.get(pool)?;
+        let now = now_ms as f64;
+        (next > now + 0.5).then(|| (next - now).ceil() as u64)
+    }
+
+    /// Uses up one message of `pool`'s rate.
+    pub fn consume_pool_token(&mut self, pool: usize, now_ms: u64) {
+        if let Some(rate) = self.pool_limit(pool).and_then(|l| l.rate)
+            && let Some(t) = self.pool_token_ms.get_mut(pool)
+        {
+            *t = t.max(now_ms as f64) + 1000.0 / rate.per_second();
+        }
     }
 
     /// Uses up one message of the site's rate.
