@@ -596,7 +596,7 @@ fn one_click_unsubscribe_stops_bulk_mail_only() {
     let link = news
         .lines()
         .find_map(|l| l.strip_prefix("List-Unsubscribe: <https://unsub.example.com/u/"))
-        .and_then(|l| l.strip_suffix('>'))
+        .and_then(|l| l.strip_suffix(">,"))
         .unwrap_or_else(|| panic!("no List-Unsubscribe in {news}"))
         .to_string();
     assert!(news.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
@@ -664,4 +664,58 @@ fn one_click_unsubscribe_stops_bulk_mail_only() {
                 .any(|e| e["type"] == "unsubscribe" && e["recipient"] == "dora@remote.test")
         })
     });
+
+    // the mailto fallback: a mail client writes to the bounce domain with
+    // the token in the subject, and eve's bulk mail stops too
+    send(&s.d, "news@example.com", "eve@remote.test", 0, None).unwrap();
+    eventually("eve's newsletter", || {
+        s.sink
+            .messages()
+            .iter()
+            .any(|m| m.rcpts == ["eve@remote.test"])
+    });
+    let eve = s
+        .sink
+        .messages()
+        .into_iter()
+        .find(|m| m.rcpts == ["eve@remote.test"])
+        .unwrap();
+    let text = String::from_utf8_lossy(&eve.data).into_owned();
+    let mailto = text
+        .split("<mailto:")
+        .nth(1)
+        .and_then(|t| t.split('>').next())
+        .unwrap_or_else(|| panic!("no mailto in {text}"))
+        .to_string();
+    let (to, subject) = mailto.split_once("?subject=").unwrap();
+    assert_eq!(to, "unsubscribe@bounces.example.com");
+    let subject = subject.replace("%20", " ");
+    let mut c = Client::connect_from(s.d.addr("in"), Some("127.0.0.2"));
+    c.greeting("220");
+    c.cmd("EHLO mail.remote.test", "250");
+    c.cmd("MAIL FROM:<eve@remote.test>", "250");
+    c.cmd(&format!("RCPT TO:<{to}>"), "250");
+    c.cmd("DATA", "354");
+    c.send(
+        format!(
+            "From: eve@remote.test\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nunsubscribe\r\n.\r\n"
+        )
+        .as_bytes(),
+    );
+    assert!(c.reply().starts_with("250"));
+    eventually("eve unsubscribed by mail", || {
+        s.d.logs()
+            .iter()
+            .any(|l| l.contains("recipient unsubscribed") && l.contains("eve@remote.test"))
+    });
+    let (st, v) = api(
+        s.d.addr("api"),
+        "POST",
+        "/api/v1/messages",
+        &token,
+        Some(
+            &json!({"from": "news@example.com", "to": ["eve@remote.test"], "text": "more", "priority": 0}),
+        ),
+    );
+    assert_eq!((st, &v["accepted"]), (202, &json!([])), "{v}");
 }

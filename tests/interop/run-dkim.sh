@@ -55,11 +55,12 @@ for i in range(n):
     assert d.verify(idx=i, dnsfunc=dns), f"signature {i} did not verify"
 print("both signatures verify")
 PY
-check "one-click unsubscribe (RFC 8058) on the lane-4 mail, covered by both signatures" /usr/bin/python3 - "$WORK/dkim-mail/0.eml" <<'PY'
+check "one-click unsubscribe (RFC 8058, with the mailto fallback) on the lane-4 mail, covered by both signatures" /usr/bin/python3 - "$WORK/dkim-mail/0.eml" <<'PY'
 import re, sys
 msg = open(sys.argv[1], "rb").read().split(b"\r\n", 2)[2]
 head = msg.split(b"\r\n\r\n", 1)[0].decode()
-assert re.search(r"^List-Unsubscribe: <https://unsub\.example\.com/u/[a-z2-7]+>\r$", head, re.M), head
+m = re.search(r"^List-Unsubscribe: <https://unsub\.example\.com/u/([a-z2-7]+)>,\r\n <mailto:unsubscribe@bounces\.example\.com\?subject=unsubscribe%20([a-z2-7]+)>\r$", head, re.M)
+assert m and m.group(1) == m.group(2), head
 assert "\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in head, head
 sigs = re.findall(r"DKIM-Signature:.*?(?=\r\n\S)", head, re.S)
 assert len(sigs) == 2, sigs

@@ -231,6 +231,15 @@ impl Policy {
         if local.eq_ignore_ascii_case("postmaster") {
             return Some(RecipientVerdict::Accept);
         }
+        // the mailto unsubscribe of a domain with `unsubscribe`
+        if local.eq_ignore_ascii_case(crate::unsubscribe::MAILTO_LOCAL)
+            && self
+                .owners
+                .get(&rdomain)
+                .is_some_and(|o| self.unsubscribe.contains_key(o))
+        {
+            return Some(RecipientVerdict::Accept);
+        }
         let ok = self
             .key
             .as_ref()
@@ -343,7 +352,9 @@ impl Policy {
         let Some(token) = key.unsubscribe_token(id, lane.get(), &env.sender, &rcpt.address) else {
             return message;
         };
-        let mut out = crate::unsubscribe::header_fields(&u.base_url, &token).into_bytes();
+        let bounce = self.bounce_domain_for(&sd).cloned();
+        let mut out =
+            crate::unsubscribe::header_fields(&u.base_url, &token, bounce.as_deref()).into_bytes();
         out.extend_from_slice(&message);
         out
     }

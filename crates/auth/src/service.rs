@@ -226,6 +226,19 @@ impl SenderAuth {
         message: &[u8],
         id: MessageId,
     ) -> Result<Vec<String>, crate::StoreError> {
+        let mailto = env.recipients.iter().any(|r| {
+            r.address
+                .rsplit_once('@')
+                .is_some_and(|(l, _)| l.eq_ignore_ascii_case(crate::unsubscribe::MAILTO_LOCAL))
+        });
+        if mailto {
+            // RFC 2369 mailto unsubscribe: the token is in the subject
+            let done = match crate::unsubscribe::token_of_mail(message) {
+                Some(t) => self.unsubscribe(&t).await?,
+                None => false,
+            };
+            tracing::info!(id = %id, from = %env.sender, unsubscribed = done, "mail to the unsubscribe address read");
+        }
         let report = crate::report::parse(message);
         let tokens = self.policy.load().returned_tokens(env, report.as_ref());
         if !tokens.is_empty() {

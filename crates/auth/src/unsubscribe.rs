@@ -121,11 +121,39 @@ impl BounceKey {
 }
 
 /// The two header fields for a link (RFC 8058 §3.1), CRLF-terminated.
-pub fn header_fields(base_url: &str, token: &str) -> String {
-    format!(
-        "List-Unsubscribe: <{}/u/{token}>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-        base_url.trim_end_matches('/')
-    )
+pub fn header_fields(base_url: &str, token: &str, bounce_domain: Option<&str>) -> String {
+    let url = format!("<{}/u/{token}>", base_url.trim_end_matches('/'));
+    let list = match bounce_domain {
+        // the mailto fallback (RFC 2369) on a folded line of its own; the
+        // token goes in the subject, the local part stays short
+        Some(b) => {
+            format!("{url},\r\n <mailto:{MAILTO_LOCAL}@{b}?subject={SUBJECT_WORD}%20{token}>")
+        }
+        None => url,
+    };
+    format!("List-Unsubscribe: {list}\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+}
+
+/// The local part of the mailto unsubscribe address at a bounce domain.
+pub const MAILTO_LOCAL: &str = "unsubscribe";
+/// The word before the token in the mailto link's subject.
+const SUBJECT_WORD: &str = "unsubscribe";
+
+/// The token of a mailto unsubscribe: the last word of the message's
+/// `Subject:` (mail clients may add `Re:` or quote it).
+pub fn token_of_mail(message: &[u8]) -> Option<String> {
+    let subject = laneway_common::headers::fields(message)
+        .into_iter()
+        .find(|f| f.is("Subject"))?
+        .text();
+    subject
+        .split_whitespace()
+        .last()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_ascii_lowercase()
+        })
+        .filter(|w| !w.is_empty())
 }
 
 #[cfg(test)]
@@ -186,8 +214,25 @@ mod tests {
     #[test]
     fn the_header_fields_are_rfc_8058() {
         assert_eq!(
-            header_fields("https://u.example/", "abc"),
+            header_fields("https://u.example/", "abc", None),
             "List-Unsubscribe: <https://u.example/u/abc>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
         );
+        assert_eq!(
+            header_fields("https://u.example", "abc", Some("b.example")),
+            "List-Unsubscribe: <https://u.example/u/abc>,\r\n <mailto:unsubscribe@b.example?subject=unsubscribe%20abc>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        );
+    }
+
+    #[test]
+    fn the_mailto_token_is_the_subjects_last_word() {
+        for (subject, want) in [
+            ("unsubscribe abc2", Some("abc2")),
+            ("Re: unsubscribe ABC2", Some("abc2")),
+            ("\"unsubscribe abc2\"", Some("abc2")),
+            ("", None),
+        ] {
+            let m = format!("From: x@y\r\nSubject: {subject}\r\n\r\nbody\r\n");
+            assert_eq!(token_of_mail(m.as_bytes()).as_deref(), want, "{subject}");
+        }
     }
 }

@@ -356,9 +356,13 @@ fn one_click_unsubscribe_on_bulk_mail_to_one_recipient() {
     let link = bulk
         .lines()
         .find_map(|l| l.strip_prefix("List-Unsubscribe: <https://u.example.com/u/"))
-        .and_then(|l| l.strip_suffix('>'))
+        .and_then(|l| l.strip_suffix(">,"))
         .unwrap_or_else(|| panic!("no link in {bulk}"));
     assert!(bulk.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"));
+    // the mailto fallback goes to the bounce domain, the token in the subject
+    let mailto =
+        format!(" <mailto:unsubscribe@bounces.example.com?subject=unsubscribe%20{link}>\r\n");
+    assert!(bulk.contains(&mailto), "{bulk}");
     // signed after they were added, and the signature covers them
     let sig = &bulk[bulk.find("DKIM-Signature").expect("signed")..];
     let h = sig[sig.find("h=").unwrap()..]
