@@ -444,34 +444,16 @@ impl EventLog {
         scan: usize,
         wants: impl Fn(EventType, u8) -> bool,
     ) -> Result<(Vec<Raw>, u64), LogError> {
-        let txn = self.db.begin_read().map_err(db)?;
-        let t = txn.open_table(EVENTS).map_err(db)?;
-        let mut out = Vec::new();
-        let mut last = after;
-        for r in t
-            .range((Bound::Excluded(after), Bound::Unbounded))
-            .map_err(db)?
-            .take(scan)
-        {
-            let (k, v) = r.map_err(db)?;
-            let (seq, v) = (k.value(), v.value());
-            if let Some((ts_ms, kind, lane)) = head(v)
-                && wants(kind, lane)
-            {
-                out.push(Raw {
-                    seq,
-                    ts_ms,
-                    kind,
-                    lane,
-                    json: v[HEAD..].to_vec(),
-                });
-            }
-            last = seq;
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok((out, last))
+        self.scan(after, limit, scan, |seq, v| {
+            let (ts_ms, kind, lane) = head(v)?;
+            wants(kind, lane).then(|| Raw {
+                seq,
+                ts_ms,
+                kind,
+                lane,
+                json: v[HEAD..].to_vec(),
+            })
+        })
     }
 
     /// Up to `limit` events after `after` for which `wants` holds, looking
@@ -483,6 +465,21 @@ impl EventLog {
         scan: usize,
         wants: impl Fn(&Event) -> bool,
     ) -> Result<(Vec<Stored>, u64), LogError> {
+        self.scan(after, limit, scan, |seq, v| {
+            decode(seq, v).filter(|s| wants(&s.event))
+        })
+    }
+
+    /// The one walk of the log both readers share: up to `limit` of what
+    /// `pick` makes of the entries after `after`, looking at no more than
+    /// `scan`; and the last seq looked at.
+    fn scan<T>(
+        &self,
+        after: u64,
+        limit: usize,
+        scan: usize,
+        pick: impl Fn(u64, &[u8]) -> Option<T>,
+    ) -> Result<(Vec<T>, u64), LogError> {
         let txn = self.db.begin_read().map_err(db)?;
         let t = txn.open_table(EVENTS).map_err(db)?;
         let mut out = Vec::new();
@@ -494,10 +491,8 @@ impl EventLog {
         {
             let (k, v) = r.map_err(db)?;
             let seq = k.value();
-            if let Some(s) = decode(seq, v.value())
-                && wants(&s.event)
-            {
-                out.push(s);
+            if let Some(x) = pick(seq, v.value()) {
+                out.push(x);
             }
             last = seq;
             if out.len() >= limit {
