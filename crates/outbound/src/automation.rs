@@ -417,6 +417,9 @@ impl Automation {
             *counts.entry((name.clone(), r.action.as_str())).or_default() += 1.0;
         }
         for ((name, action), n) in counts {
+            // the matches counter exists from the start too (zero)
+            ::metrics::counter!(metrics::SHAPING_MATCHES, "provider" => name.clone(), "action" => action)
+                .increment(0);
             ::metrics::gauge!(metrics::SHAPING_ACTIVE, "provider" => name, "action" => action)
                 .set(n);
         }
