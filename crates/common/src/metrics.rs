@@ -54,7 +54,8 @@ pub const EVENTS: &str = "laneway_events_total";
 pub const EVENTS_DROPPED: &str = "laneway_events_dropped_total";
 /// Events per webhook, by `webhook` and `result` (sent, failed, dropped).
 pub const WEBHOOK_EVENTS: &str = "laneway_webhook_events_total";
-/// Events a webhook has not got yet, by `webhook`.
+/// Events a webhook has not got yet, by `webhook` (`none` at 0 when no
+/// webhook is configured).
 pub const WEBHOOK_BACKLOG: &str = "laneway_webhook_backlog";
 /// Age of the oldest event a webhook has not got, seconds, by `webhook`.
 pub const WEBHOOK_OLDEST: &str = "laneway_webhook_oldest_seconds";
@@ -62,6 +63,29 @@ pub const WEBHOOK_OLDEST: &str = "laneway_webhook_oldest_seconds";
 pub const SHAPING_ACTIVE: &str = "laneway_shaping_rules_active";
 /// Replies that matched a shaping rule, by `provider` and `action`.
 pub const SHAPING_MATCHES: &str = "laneway_shaping_matches_total";
+/// Ready work of the ten busiest destination sites, by `site` (gauge,
+/// refreshed at scrape time; a site that leaves the ten is set to 0;
+/// `site="none"` at 0 until a scrape saw work queued).
+pub const DESTINATION_READY: &str = "laneway_destination_ready";
+/// TLS failures, by `direction` (in, out) and `reason` (outbound: the
+/// RFC 8460 result type; inbound: `handshake`, `timeout`).
+pub const TLS_FAILURES: &str = "laneway_tls_failures_total";
+/// Free bytes on the spool's file system (gauge, refreshed at scrape time).
+pub const SPOOL_FREE: &str = "laneway_spool_free_bytes";
+/// `[spool] min_free_bytes`: below it new mail is refused (gauge).
+pub const SPOOL_MIN_FREE: &str = "laneway_spool_min_free_bytes";
+
+/// The `reason` values of [`TLS_FAILURES`] by direction, for the series
+/// exported (zero) from the start.
+pub const TLS_FAILURE_REASONS: [(&str, &str); 7] = [
+    ("in", "handshake"),
+    ("in", "timeout"),
+    ("out", "starttls-not-supported"),
+    ("out", "certificate-host-mismatch"),
+    ("out", "certificate-expired"),
+    ("out", "certificate-not-trusted"),
+    ("out", "validation-failure"),
+];
 
 /// Lane label values.
 pub const LANES: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -200,6 +224,29 @@ pub fn describe() {
         Unit::Seconds,
         "Age of the oldest event a webhook has not got, seconds (0 when none waits)."
     );
+    describe_counter!(
+        TLS_FAILURES,
+        Unit::Count,
+        "TLS failures: outbound by RFC 8460 result type (the delivery is deferred or, if opportunistic, retried in plaintext), inbound handshakes that failed or timed out."
+    );
+    describe_gauge!(
+        DESTINATION_READY,
+        Unit::Count,
+        "Ready work of the ten busiest destination sites (0 for a site that was among them before; site=none at 0 until a scrape saw work queued)."
+    );
+    describe_gauge!(
+        SPOOL_FREE,
+        Unit::Bytes,
+        "Free bytes on the spool's file system."
+    );
+    describe_gauge!(
+        SPOOL_MIN_FREE,
+        Unit::Bytes,
+        "[spool] min_free_bytes: below it new mail is refused with 452 4.3.1."
+    );
+    for (direction, reason) in TLS_FAILURE_REASONS {
+        metrics::counter!(TLS_FAILURES, "direction" => direction, "reason" => reason).increment(0);
+    }
     describe_gauge!(
         SHAPING_ACTIVE,
         Unit::Count,

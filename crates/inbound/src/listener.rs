@@ -126,6 +126,13 @@ pub async fn serve(tcp: TcpListener, config: Listener, shared: Arc<Shared>) {
     }
 }
 
+/// A TLS handshake that did not complete: logged and counted.
+fn handshake_failed(peer: std::net::SocketAddr, reason: &'static str, error: &str) {
+    tracing::debug!(peer = %peer, error = %error, "TLS handshake failed");
+    metrics::counter!(laneway_common::metrics::TLS_FAILURES, "direction" => "in", "reason" => reason)
+        .increment(1);
+}
+
 /// The TLS protocol and cipher of a connection, e.g. `TLSv1.3 TLS13_AES_256_GCM_SHA384`.
 pub fn tls_info(conn: &rustls::ServerConnection) -> String {
     metrics::counter!(laneway_common::metrics::TLS, "direction" => "in").increment(1);
@@ -164,8 +171,8 @@ async fn handle(
                 session.greet();
                 session.run(&mut tls).await;
             }
-            Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+            Ok(Err(e)) => handshake_failed(peer, "handshake", &e.to_string()),
+            Err(_) => handshake_failed(peer, "timeout", "timed out"),
         }
         return;
     }
@@ -180,8 +187,8 @@ async fn handle(
                 let mut session = session.into_tls(tls_info(tls.get_ref().1));
                 session.run(&mut tls).await;
             }
-            Ok(Err(e)) => tracing::debug!(peer = %peer, error = %e, "TLS handshake failed"),
-            Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+            Ok(Err(e)) => handshake_failed(peer, "handshake", &e.to_string()),
+            Err(_) => handshake_failed(peer, "timeout", "timed out"),
         }
     }
 }

@@ -199,6 +199,7 @@ async fn run(path: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
         lifecycle.clone(),
     );
     ingestor.set_on_spooled(queue.clone());
+    crate::metrics::zero(&config);
     ingestor.set_events(events.clone());
     if config.cluster.is_some() {
         ingestor.set_node(&node);

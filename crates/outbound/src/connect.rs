@@ -56,11 +56,13 @@ impl Dispatcher {
 
     /// Counts a failed session for the TLS report of the hop's policy domain.
     pub(crate) fn report_failure(&self, hop: &Hop, e: &ClientError, mx: &str, ip: Option<IpAddr>) {
+        let result = e
+            .tls_failure()
+            .unwrap_or(TlsFailure::ValidationFailure)
+            .result_type();
+        ::metrics::counter!(metrics::TLS_FAILURES, "direction" => "out", "reason" => result)
+            .increment(1);
         if let Some((domain, r)) = &hop.report {
-            let result = e
-                .tls_failure()
-                .unwrap_or(TlsFailure::ValidationFailure)
-                .result_type();
             self.reports.failure(domain, r, result, mx, ip);
         }
     }

@@ -29,6 +29,19 @@ pub enum TlsPolicy {
 }
 
 impl TlsPolicy {
+    /// Every policy.
+    pub const ALL: [TlsPolicy; 9] = [
+        TlsPolicy::Requiretls,
+        TlsPolicy::Dane,
+        TlsPolicy::MtaSts,
+        TlsPolicy::MtaStsTesting,
+        TlsPolicy::TlsRequiredNo,
+        TlsPolicy::Verify,
+        TlsPolicy::Required,
+        TlsPolicy::Opportunistic,
+        TlsPolicy::None,
+    ];
+
     /// The name in logs, events and `laneway_outbound_tls_policy_total`.
     pub fn as_str(self) -> &'static str {
         match self {

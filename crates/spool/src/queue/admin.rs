@@ -122,11 +122,12 @@ impl Queue {
     }
 
     /// How many sites are ok, throttled and down (for metrics).
-    pub fn health_counts(&self) -> [(&'static str, u64); 3] {
+    pub fn health_counts(&self) -> [(&'static str, u64); 4] {
         let st = self.lock();
-        let mut c = [("ok", 0), ("throttled", 0), ("down", 0)];
+        let mut c = [("ok", 0), ("throttled", 0), ("down", 0), ("held", 0)];
         for s in st.sites.values() {
             let i = match s.health {
+                _ if s.suspended => 3,
                 Health::Ok => 0,
                 Health::Throttled => 1,
                 Health::Down => 2,
