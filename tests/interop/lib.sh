@@ -47,6 +47,25 @@ unpack_pkg() {
     echo "$dir"
 }
 
+# prom_bin NAME: promtool or prometheus from the machine, else from
+# Debian's prometheus package unpacked (never installed: no service starts).
+prom_bin() {
+    command -v "$1" || echo "$(unpack_pkg prometheus)/usr/bin/$1"
+}
+
+# free_port: a loopback port nothing listens on now.
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_sink NAME VAR: a laneway-bench sink saving to $WORK/NAME-mail;
+# sets VAR to its address once it listens (and stops it on exit).
+start_sink() {
+    mkdir -p "$WORK/$1-mail"
+    "$BENCH" sink --bind 127.0.0.1:0 --save "$WORK/$1-mail" >"$WORK/$1-sink.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do grep -q 'listening' "$WORK/$1-sink.log" && break; sleep 0.1; done
+    printf -v "$2" '%s' "$(sed -n 's/.*addr=\([^ ]*\).*/\1/p' "$WORK/$1-sink.log" | head -1)"
+}
+
 # The laneway binary (built by cargo if needed).
 LANEWAY="$ROOT/target/debug/laneway"
 build_laneway() {

@@ -2,15 +2,12 @@
 # README's examples; Python's urllib) and a Prometheus scrape checked by
 # promtool.
 
-need_pkgs curl prometheus
+need_pkgs curl
+PROMTOOL=$(prom_bin promtool)
 (cd "$ROOT" && cargo build --quiet -p laneway-bench)
 BENCH="$ROOT/target/debug/laneway-bench"
 
-mkdir -p "$WORK/api-mail"
-"$BENCH" sink --bind 127.0.0.1:0 --save "$WORK/api-mail" >"$WORK/api-sink.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do grep -q 'listening' "$WORK/api-sink.log" && break; sleep 0.1; done
-API_SINK=$(sed -n 's/.*addr=\([^ ]*\).*/\1/p' "$WORK/api-sink.log" | head -1)
+start_sink api API_SINK
 
 "$LANEWAY" api-key new --name webshop --scopes send,admin >"$WORK/key.txt"
 TOKEN=$(sed -n 's/^token: //p' "$WORK/key.txt")
@@ -62,5 +59,5 @@ for _ in $(seq 1 100); do [ "$(ls "$WORK/api-mail" | wc -l)" -ge 3 ] && break; s
 check "the sink got the three messages, none with X-Priority-Queue" sh -c "
 [ \$(ls '$WORK/api-mail' | wc -l) -ge 3 ] && ! grep -qi '^x-priority-queue' '$WORK'/api-mail/*.eml"
 curl -sf "http://$WEB_METRICS/metrics" >"$WORK/metrics.txt"
-check "promtool check metrics on a scrape" sh -c "promtool check metrics <'$WORK/metrics.txt'"
+check "promtool check metrics on a scrape" sh -c "'$PROMTOOL' check metrics <'$WORK/metrics.txt'"
 check "the scrape counts the API submissions per lane" grep -q 'laneway_messages_received_total{.*lane="9"' "$WORK/metrics.txt"

@@ -3,14 +3,11 @@
 # with RSA and Ed25519 keys made by `laneway dkim keygen`.
 
 need_pkgs python3-dkim python3-nacl
-mkdir -p "$WORK/dkim" "$WORK/dkim-mail"
+mkdir -p "$WORK/dkim"
 "$LANEWAY" dkim keygen --domain example.com --selector rsa1 --algorithm rsa-sha256 --out "$WORK/dkim/rsa1.pem" >"$WORK/dkim/rsa1.txt" 2>/dev/null
 "$LANEWAY" dkim keygen --domain example.com --selector ed1 --algorithm ed25519-sha256 --out "$WORK/dkim/ed1.pem" >"$WORK/dkim/ed1.txt" 2>/dev/null
 head -c 32 /dev/urandom | base64 >"$WORK/dkim/bounce.secret"
-"$BENCH" sink --bind 127.0.0.1:0 --save "$WORK/dkim-mail" >"$WORK/dkim-sink.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do grep -q 'listening' "$WORK/dkim-sink.log" && break; sleep 0.1; done
-DKIM_SINK=$(sed -n 's/.*addr=\([^ ]*\).*/\1/p' "$WORK/dkim-sink.log" | head -1)
+start_sink dkim DKIM_SINK
 start_laneway signer "
 [[listener]]
 name = \"mx\"

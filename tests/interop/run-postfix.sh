@@ -7,13 +7,7 @@ need_pkgs postfix
 (cd "$ROOT" && cargo build --quiet -p laneway-bench)
 BENCH="$ROOT/target/debug/laneway-bench"
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-mkdir -p "$WORK/sink-mail"
-"$BENCH" sink --bind 127.0.0.1:0 --save "$WORK/sink-mail" >"$WORK/sink.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do grep -q 'listening' "$WORK/sink.log" && break; sleep 0.1; done
-SINK=$(sed -n 's/.*addr=\([^ ]*\).*/\1/p' "$WORK/sink.log" | head -1)
+start_sink postfix SINK
 
 start_laneway relay "
 [[listener]]
@@ -56,10 +50,10 @@ if postfix -c "$PF/conf" start >/dev/null 2>&1; then
     for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PF_PORT) 2>/dev/null && break; sleep 0.1; done
     check "swaks -> Postfix ($PF_PORT) accepts" \
         sh -c "swaks --server 127.0.0.1 --port $PF_PORT --from alice@example.com --to bob@example.net --header 'Subject: via postfix' | grep -q '250 2.0.0 Ok: queued'"
-    for _ in $(seq 1 200); do [ -e "$WORK/sink-mail/0.eml" ] && break; sleep 0.1; done
-    check "sink received the message relayed by Postfix through Laneway" test -e "$WORK/sink-mail/0.eml"
+    for _ in $(seq 1 200); do [ -e "$WORK/postfix-mail/0.eml" ] && break; sleep 0.1; done
+    check "sink received the message relayed by Postfix through Laneway" test -e "$WORK/postfix-mail/0.eml"
     check "both Received: hops (Postfix, then Laneway) are in the message" \
-        sh -c "grep -q 'by postfix.test (Postfix)' '$WORK/sink-mail/0.eml' && grep -q 'by laneway.test (Laneway) with ESMTP' '$WORK/sink-mail/0.eml'"
+        sh -c "grep -q 'by postfix.test (Postfix)' '$WORK/postfix-mail/0.eml' && grep -q 'by laneway.test (Laneway) with ESMTP' '$WORK/postfix-mail/0.eml'"
     for _ in $(seq 1 100); do [ "$(spool_total relay)" = 0 ] && break; sleep 0.1; done
     check "Laneway's spool is empty after delivery" test "$(spool_total relay)" = 0
     stop_postfix

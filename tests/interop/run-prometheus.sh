@@ -2,10 +2,7 @@
 # runs their unit tests, one case per alert. promtool comes from the
 # machine, or from Debian's prometheus package unpacked into the work
 # directory (never installed: no Prometheus service is started).
-PROMTOOL=$(command -v promtool || true)
-if [ -z "$PROMTOOL" ]; then
-    PROMTOOL="$(unpack_pkg prometheus)/usr/bin/promtool"
-fi
+PROMTOOL=$(prom_bin promtool)
 check "promtool check rules" "$PROMTOOL" check rules "$ROOT/etc/prometheus/laneway.rules.yml"
 check "promtool test rules: every alert fires on its case" \
     sh -c "cd '$ROOT/etc/prometheus' && '$PROMTOOL' test rules laneway.rules.test.yml"
@@ -15,15 +12,8 @@ check "promtool test rules: every alert fires on its case" \
 # every panel's expression returns data, and every alert's expression does
 # with its outer threshold comparison removed. Webhooks, the cluster and
 # TLS are off here, so this also shows their series exist from the start.
-PROMETHEUS=$(command -v prometheus || true)
-if [ -z "$PROMETHEUS" ]; then
-    PROMETHEUS="$(unpack_pkg prometheus)/usr/bin/prometheus"
-fi
-mkdir -p "$WORK/prom-mail"
-"$BENCH" sink --bind 127.0.0.1:0 --save "$WORK/prom-mail" >"$WORK/prom-sink.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 1 100); do grep -q 'listening' "$WORK/prom-sink.log" && break; sleep 0.1; done
-PROM_SINK=$(sed -n 's/.*addr=\([^ ]*\).*/\1/p' "$WORK/prom-sink.log" | head -1)
+PROMETHEUS=$(prom_bin prometheus)
+start_sink prom PROM_SINK
 start_laneway scraped "
 [[listener]]
 name = \"mx\"
@@ -41,7 +31,7 @@ for lane in 0 4 9 9 9; do
     swaks --server "$(host "$SCRAPED_MX")" --port "$(port "$SCRAPED_MX")" --from a@example.com \
         --to "b$lane@example.net" --header "X-Priority-Queue: $lane" >/dev/null 2>&1
 done
-PROM_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PROM_PORT=$(free_port)
 cat >"$WORK/prometheus.yml" <<YML
 global:
   scrape_interval: 1s
