@@ -95,9 +95,10 @@ impl ActiveRule {
             AutomationAction::Bounce => 1,
             AutomationAction::Suspend => 2,
         };
-        let wider = lanes.bits() & !self.lanes.bits() != 0;
+        // only a rule that holds every lane this one holds may replace it
+        // (else lanes it held would be let go at once, without a ramp)
         let covers = lanes.bits() & self.lanes.bits() == self.lanes.bits();
-        !self.holding(now) || wider || (covers && rank(action) > rank(self.action))
+        !self.holding(now) || (covers && (lanes != self.lanes || rank(action) > rank(self.action)))
     }
 }
 
@@ -293,8 +294,12 @@ impl Automation {
             .map(|(n, _)| n.clone())
             .collect();
         for name in ended {
-            st.active.remove(&name);
-            st.ended.remove(&name);
+            if let Some(r) = st.active.remove(&name)
+                && !st.ended.remove(&name)
+            {
+                // its hold ended between two ticks (a ramp of 0 s, a late tick)
+                self.event(&name, &r, "ended");
+            }
             changed = true;
         }
         let over: Vec<String> = st
@@ -573,6 +578,12 @@ mod tests {
         assert!(r.yields_to(AutomationAction::Throttle, LaneSet::ALL, 10));
         assert!(!r.yields_to(AutomationAction::Throttle, bulk, 10));
         assert!(!r.yields_to(AutomationAction::Suspend, LaneSet::from_bits(1), 10));
+        // overlapping without covering: lanes 0-4 must not be let go
+        assert!(!r.yields_to(
+            AutomationAction::Suspend,
+            LaneSet::from_bits(0b1111100000),
+            10
+        ));
         // once its hold is over anything may start
         assert!(r.yields_to(AutomationAction::Throttle, bulk, 1500));
     }

@@ -276,8 +276,11 @@ impl Dispatcher {
                 && o.is_transient()
                 && let Some(rule) = self.automation.bounces(name, item.lane)
             {
+                // a policy failure of ours, not the remote's word on the
+                // address: it never suppresses the recipient
                 o.disposition = Disposition::Permanent;
-                o.status = Status::new(5, o.status.subject, o.status.detail);
+                o.stage = Stage::Policy;
+                o.status = Status::new(5, 7, 0);
                 o.detail = Some(format!("bounced by shaping rule {} of {name}", rule.rule));
             }
         }

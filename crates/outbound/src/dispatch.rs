@@ -219,6 +219,12 @@ impl Dispatcher {
                     return Some(i);
                 }
                 Take::Wait(ms) => {
+                    // an open connection does not sit idle longer than
+                    // its idle timeout waiting for a rate (the server
+                    // would drop it); a fresh grant may wait
+                    if idle.is_some_and(|idle| Duration::from_millis(ms) > idle) {
+                        return None;
+                    }
                     // new work (an urgent message) may not wait for the rate
                     tokio::select! {
                         _ = notified => {}

@@ -282,4 +282,11 @@ fn a_bounce_rule_with_a_threshold_fails_the_bulk_mail() {
         "{bounced:?}"
     );
     assert_eq!(s.messages()[0].lane, Some(9));
+    // a rule's bounce is Laneway's policy, never the remote's word on the
+    // address: nobody is suppressed for it
+    let out = d.cli(&["suppressions", "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["suppressions"], serde_json::json!([]), "{v}");
+    assert!(bounced.iter().all(|e| e["stage"] == "policy"), "{bounced:?}");
 }

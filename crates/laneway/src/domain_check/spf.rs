@@ -71,16 +71,17 @@ fn eval<'a>(
                 continue; // another modifier (exp=)
             }
             if lower.contains('%') {
-                return Err(format!("{term}: macros are not evaluated here"));
+                continue; // macros are not evaluated: the term never matches
             }
             let (q, mech) = match lower.chars().next() {
                 Some(c @ ('+' | '-' | '~' | '?')) => (c, &lower[1..]),
                 _ => ('+', lower.as_str()),
             };
-            // `a:host/24//64`: the prefix after the first slash
+            // `a:host/24//64`: an IPv4 prefix after one slash, an IPv6
+            // prefix after two (RFC 7208 §5.6)
             let (body, cidr) = match mech.split_once('/') {
-                Some((b, c)) => (b, c.split('/').next().and_then(|c| c.parse::<u8>().ok())),
-                None => (mech, None),
+                Some((b, c)) => (b, prefixes(c)),
+                None => (mech, (None, None)),
             };
             let (name, target) = match body.split_once(':') {
                 Some((n, a)) => (n, a),
@@ -92,6 +93,8 @@ fn eval<'a>(
                     let net: IpAddr = target
                         .parse()
                         .map_err(|_| format!("{term}: not an address"))?;
+                    // ip6:net/n: its one prefix is the IPv6 one
+                    let cidr = if name == "ip6" { (None, cidr.0) } else { cidr };
                     within(ip, net, cidr)
                 }
                 "a" | "mx" => {
@@ -161,16 +164,30 @@ fn count(lookups: &mut u32, term: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `ip` is in `net/prefix` (a missing prefix: the whole address).
-fn within(ip: IpAddr, net: IpAddr, prefix: Option<u8>) -> bool {
+/// The IPv4 and IPv6 prefixes of what follows the first slash: `24`,
+/// `24//64`, `/64` (the second slash already taken).
+fn prefixes(c: &str) -> (Option<u8>, Option<u8>) {
+    let (v4, v6) = match c.split_once("//") {
+        Some((a, b)) => (a, Some(b)),
+        None => match c.strip_prefix('/') {
+            Some(b) => ("", Some(b)),
+            None => (c, None),
+        },
+    };
+    (v4.parse().ok(), v6.and_then(|b| b.parse().ok()))
+}
+
+/// Whether `ip` is in `net` with the prefix of its family (a missing
+/// prefix: the whole address).
+fn within(ip: IpAddr, net: IpAddr, (p4, p6): (Option<u8>, Option<u8>)) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let p = prefix.unwrap_or(32).min(32) as u32;
+            let p = p4.unwrap_or(32).min(32) as u32;
             let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let p = prefix.unwrap_or(128).min(128) as u32;
+            let p = p6.unwrap_or(128).min(128) as u32;
             let mask = if p == 0 { 0 } else { u128::MAX << (128 - p) };
             u128::from(a) & mask == u128::from(n) & mask
         }
@@ -185,11 +202,27 @@ mod tests {
     #[test]
     fn networks_match_by_prefix() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(within(ip("192.0.2.7"), ip("192.0.2.0"), Some(24)));
-        assert!(!within(ip("192.0.3.7"), ip("192.0.2.0"), Some(24)));
-        assert!(within(ip("192.0.2.7"), ip("192.0.2.7"), None));
-        assert!(within(ip("2001:db8::1"), ip("2001:db8::"), Some(32)));
-        assert!(!within(ip("2001:db8::1"), ip("192.0.2.0"), Some(0)));
+        assert!(within(ip("192.0.2.7"), ip("192.0.2.0"), (Some(24), None)));
+        assert!(!within(ip("192.0.3.7"), ip("192.0.2.0"), (Some(24), None)));
+        assert!(within(ip("192.0.2.7"), ip("192.0.2.7"), (None, None)));
+        assert!(within(
+            ip("2001:db8::1"),
+            ip("2001:db8::"),
+            (None, Some(32))
+        ));
+        assert!(!within(
+            ip("2001:db8::1"),
+            ip("192.0.2.0"),
+            (Some(0), Some(0))
+        ));
+        // a/24 is IPv4 only: an IPv6 address is compared whole
+        assert!(!within(
+            ip("2001:db8::1"),
+            ip("2001:db8::2"),
+            prefixes("24")
+        ));
+        assert_eq!(prefixes("24//64"), (Some(24), Some(64)));
+        assert_eq!(prefixes("/64"), (None, Some(64)));
         assert!(is_spf("v=spf1 -all") && is_spf("V=SPF1") && !is_spf("v=spf10"));
     }
 }

@@ -85,11 +85,20 @@ impl Queue {
             let cap = hold.and_then(|h| h.restriction.regular_cap(now));
             let guaranteed = hold.is_some_and(|h| h.restriction.phase(now) != Phase::Over);
             let regular_slots = cap.map_or(site.regular_slots(), |c| site.regular_slots().min(c));
+            // held lanes waiting for the rule's rate ask for no connection
+            // until it allows the next message
+            let rate_wait = hold.and_then(|h| h.token_wait(now).map(|w| (h.restriction.lanes, w)));
+            if let Some((_, w)) = rate_wait {
+                poll.wake_at_ms = min_opt(poll.wake_at_ms, now + w);
+            }
             for (pool, lanes) in settings.pools.iter().enumerate() {
                 // the connection may carry all of the pool's lanes (a
                 // suspension may end while it is open); only the lanes
                 // open now ask for one
-                let open = open_lanes(hold, *lanes, now);
+                let mut open = open_lanes(hold, *lanes, now);
+                if let Some((held_lanes, _)) = rate_wait {
+                    open = LaneSet::from_bits(open.bits() & !held_lanes.bits());
+                }
                 loop {
                     if st.active >= settings.max_connections
                         || open.is_empty()

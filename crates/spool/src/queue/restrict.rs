@@ -86,6 +86,8 @@ impl Restriction {
         match (self.phase(now_ms), self.mode) {
             (Phase::Hold, RestrictMode::Throttle) => self.rate.map(|r| r.per_second()),
             (Phase::Hold, _) => None,
+            // a throttle of connections only had no rate to ramp from
+            (Phase::Ramp(_), RestrictMode::Throttle) if self.rate.is_none() => None,
             (Phase::Ramp(f), _) => Some(floor * 2f64.powf(8.0 * f)),
             (Phase::Over, _) => None,
         }
