@@ -288,5 +288,8 @@ fn a_bounce_rule_with_a_threshold_fails_the_bulk_mail() {
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["suppressions"], serde_json::json!([]), "{v}");
-    assert!(bounced.iter().all(|e| e["stage"] == "policy"), "{bounced:?}");
+    assert!(
+        bounced.iter().all(|e| e["stage"] == "policy"),
+        "{bounced:?}"
+    );
 }
