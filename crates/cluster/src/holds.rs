@@ -10,7 +10,7 @@
 //! holds them again even after a `resume`), and resumes the ones it wrote
 //! that its configuration no longer has.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use laneway_spool::queue::{Queue, pattern_key};
@@ -148,27 +148,11 @@ impl Holds {
             .scan::<Hold>(TABLE)
             .await
             .map_err(|e| e.to_string())?;
-        let mut taken = 0;
-        let mut give = Vec::new();
-        {
+        let (taken, give) = {
             let mut st = self.lock();
-            let mut seen = HashSet::new();
-            for (k, rv) in remote {
-                seen.insert(k.clone());
-                match st.table.get(&k) {
-                    Some(lv) if lv.at > rv.at => give.push((k, lv.clone())),
-                    Some(lv) if lv.at == rv.at => {}
-                    _ => {
-                        st.table.insert(k, rv);
-                        taken += 1;
-                    }
-                }
-            }
-            for (k, lv) in &st.table {
-                if !seen.contains(k) {
-                    give.push((k.clone(), lv.clone()));
-                }
-            }
+            let (take, give) = crate::replicated::compare(&st.table, remote);
+            let taken = take.len();
+            st.table.extend(take);
             // configuration holds of an earlier run that this one dropped
             let config = st.config.clone();
             let mine: Vec<String> = st
@@ -185,7 +169,8 @@ impl Holds {
             for k in mine {
                 self.write(&k, None);
             }
-        }
+            (taken, give)
+        };
         self.enforce();
         let given = give.len();
         for (k, v) in give {

@@ -53,6 +53,32 @@ pub(crate) struct Versioned<T> {
     pub value: Option<T>,
 }
 
+/// A local copy of a table against Redis's (last writer wins): the remote
+/// entries to take (newer, or unknown here) and the local ones to give
+/// (newer here, or unknown there).
+pub(crate) type Diff<T> = (Vec<(String, Versioned<T>)>, Vec<(String, Versioned<T>)>);
+
+pub(crate) fn compare<T: Clone>(
+    local: &std::collections::HashMap<String, Versioned<T>>,
+    remote: Vec<(String, Versioned<T>)>,
+) -> Diff<T> {
+    let mut take = Vec::new();
+    let mut give = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (k, rv) in remote {
+        seen.insert(k.clone());
+        match local.get(&k) {
+            Some(lv) if lv.at > rv.at => give.push((k, lv.clone())),
+            Some(lv) if lv.at == rv.at => {}
+            _ => take.push((k, rv)),
+        }
+    }
+    for (k, lv) in local.iter().filter(|(k, _)| !seen.contains(*k)) {
+        give.push((k.clone(), lv.clone()));
+    }
+    (take, give)
+}
+
 /// What goes on the change channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Change {

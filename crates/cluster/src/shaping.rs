@@ -9,7 +9,7 @@
 //! crate keeps the entries opaque; the daemon turns them into the
 //! automation's rules ([`ClusterShaping::on_change`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
@@ -108,23 +108,7 @@ impl ClusterShaping {
             .scan::<Value>(TABLE)
             .await
             .map_err(|e| e.to_string())?;
-        let mut take = Vec::new();
-        let mut give = Vec::new();
-        {
-            let t = self.lock();
-            let mut seen = HashSet::new();
-            for (k, rv) in remote {
-                seen.insert(k.clone());
-                match t.get(&k) {
-                    Some(lv) if lv.at > rv.at => give.push((k, lv.clone())),
-                    Some(lv) if lv.at == rv.at => {}
-                    _ => take.push((k, rv)),
-                }
-            }
-            for (k, lv) in t.iter().filter(|(k, _)| !seen.contains(*k)) {
-                give.push((k.clone(), lv.clone()));
-            }
-        }
+        let (take, give) = crate::replicated::compare(&self.lock(), remote);
         let taken = take.len();
         for (k, v) in take {
             self.apply(&k, v);

@@ -18,7 +18,7 @@ const GMAIL_4_7_28: &str = "421-4.7.28 [127.0.0.1] Our system has detected an un
 
 /// A provider whose MX hosts end in `.bigmail.test`, with one rule, and a
 /// sink that answers lane-0 mail with Gmail's 421 while `angry`.
-fn setup(rule: &str) -> (TestDns, Sink, Arc<AtomicBool>, tempfile::TempDir, String) {
+fn setup(rule: &str) -> (TestDns, Sink, Arc<AtomicBool>, ShapingFile, String) {
     let dns = TestDns::start();
     let angry = Arc::new(AtomicBool::new(true));
     let a = angry.clone();
@@ -34,18 +34,12 @@ fn setup(rule: &str) -> (TestDns, Sink, Arc<AtomicBool>, tempfile::TempDir, Stri
     });
     dns.mx("gmail.test", 10, "mx.bigmail.test");
     dns.a("mx.bigmail.test", "127.0.0.1");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shaping.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\nmax_connections = 2\n[[provider.bigmail.automation]]\n{rule}\n"
-        ),
-    )
-    .unwrap();
-    let extra = format!("[shaping]\nfiles = [\"{}\"]\n", file.display());
+    let sf = shaping_file(&format!(
+        "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\nmax_connections = 2\n[[provider.bigmail.automation]]\n{rule}\n"
+    ));
+    let extra = sf.config.clone();
     let config = relay(&dns, s.addr.port(), &extra);
-    (dns, s, angry, dir, config)
+    (dns, s, angry, sf, config)
 }
 
 fn shaping_events(d: &Daemon) -> Vec<serde_json::Value> {

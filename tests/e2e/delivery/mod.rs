@@ -70,6 +70,27 @@ pub(crate) fn reply(
     Some(Arc::new(f))
 }
 
+/// A shaping file in a directory of its own (kept while this lives), and
+/// the `[shaping]` table that loads it.
+pub(crate) struct ShapingFile {
+    _dir: tempfile::TempDir,
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) config: String,
+}
+
+/// A shaping file holding `text`.
+pub(crate) fn shaping_file(text: &str) -> ShapingFile {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shaping.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = format!("[shaping]\nfiles = [\"{}\"]\n", path.display());
+    ShapingFile {
+        _dir: dir,
+        path,
+        config,
+    }
+}
+
 /// Submits one message through the trusted listener; returns its queue id.
 pub(crate) fn submit(d: &Daemon, from: &str, to: &[&str], lane: u8, body: &str) -> String {
     let mut c = Client::hello(d.addr("in"));

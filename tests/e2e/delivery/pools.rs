@@ -20,17 +20,13 @@ fn a_new_pool_warms_up_alone() {
     });
     dns.mx("a.test", 10, "mx.a.bigmail.test");
     dns.a("mx.a.bigmail.test", "127.0.0.1");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shaping.toml");
-    std::fs::write(
-        &file,
+    let sf = shaping_file(
         "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\n[provider.bigmail.pool.new]\nmax_connections = 1\n",
-    )
-    .unwrap();
+    );
     let today = &laneway_common::admin::rfc3339(laneway_common::envelope::now_ms())[..10];
     let extra = format!(
         "[[outbound.pool]]\nname = \"new\"\nlanes = \"0-4\"\nsource = [\"127.0.0.2\"]\nwarmup = {{ start = \"{today}\", rates = [\"10/s\", \"100/s\"] }}\n[shaping]\nfiles = [\"{}\"]\n",
-        file.display()
+        sf.path.display()
     );
     let d = Daemon::start(&relay(&dns, s.addr.port(), &extra));
     let show = d.cli(&["shaping", "show"]);
@@ -88,7 +84,7 @@ fn a_new_pool_warms_up_alone() {
 
     // an override naming a pool that does not exist is refused
     std::fs::write(
-        &file,
+        &sf.path,
         "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\n[provider.bigmail.pool.old]\nmax_connections = 1\n",
     )
     .unwrap();

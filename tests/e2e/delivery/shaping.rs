@@ -33,15 +33,11 @@ fn mx_rollup_shares_one_provider_limit() {
             dns.mx(d, 10, mx);
             dns.a(mx, ip);
         }
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("shaping.toml");
-        std::fs::write(
-            &file,
+        let sf = shaping_file(
             "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\nmax_connections = 2\nidle_timeout = \"200ms\"\n[domain.\"strict.test\"]\ntls = \"required\"\n",
-        )
-        .unwrap();
+        );
         let extra = if shaped {
-            format!("[shaping]\nfiles = [\"{}\"]\n", file.display())
+            sf.config.clone()
         } else {
             String::new()
         };
@@ -102,16 +98,11 @@ fn a_destination_wins_over_the_shaping_file() {
     let s = sink(SinkConfig::default());
     dns.mx("a.test", 10, "mx.a.bigmail.test");
     dns.a("mx.a.bigmail.test", "127.0.0.1");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shaping.toml");
-    std::fs::write(
-        &file,
-        "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\ntls = \"required\"\n",
-    )
-    .unwrap();
+    let sf =
+        shaping_file("[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\ntls = \"required\"\n");
     let extra = format!(
         "[shaping]\nfiles = [\"{}\"]\n[[destination]]\ndomain = \"a.test\"\nmax_connections = 1\n",
-        file.display()
+        sf.path.display()
     );
     let d = Daemon::start(&relay(&dns, s.addr.port(), &extra));
     // the provider would demand TLS the sink does not offer; the
@@ -125,19 +116,10 @@ fn a_destination_wins_over_the_shaping_file() {
 /// check-config with the file and the key.
 #[test]
 fn check_config_names_the_shaping_file_and_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shaping.toml");
-    std::fs::write(
-        &file,
-        "[provider.bigmail]\nmx_suffix = [\"bigmail.test\"]\nmax_conections = 2\n",
-    )
-    .unwrap();
-    let cfg = dir.path().join("laneway.toml");
-    std::fs::write(
-        &cfg,
-        format!("[shaping]\nfiles = [\"{}\"]\n", file.display()),
-    )
-    .unwrap();
+    let sf =
+        shaping_file("[provider.bigmail]\nmx_suffix = [\"bigmail.test\"]\nmax_conections = 2\n");
+    let cfg = sf.path.with_file_name("laneway.toml");
+    std::fs::write(&cfg, sf.config.clone()).unwrap();
     let out = std::process::Command::new(laneway_tests::laneway_bin())
         .args(["check-config", "--config"])
         .arg(&cfg)
@@ -160,10 +142,8 @@ fn a_shaping_idle_timeout_keeps_the_connection() {
     let s = sink(SinkConfig::default());
     dns.mx("idle.test", 10, "mx.idle.test");
     dns.a("mx.idle.test", "127.0.0.1");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shaping.toml");
-    std::fs::write(&file, "[domain.\"idle.test\"]\nidle_timeout = \"30s\"\n").unwrap();
-    let extra = format!("[shaping]\nfiles = [\"{}\"]\n", file.display());
+    let sf = shaping_file("[domain.\"idle.test\"]\nidle_timeout = \"30s\"\n");
+    let extra = sf.config.clone();
     let d = Daemon::start(&relay(&dns, s.addr.port(), &extra));
     submit(&d, "a@sender.test", &["x@idle.test"], 4, "x\r\n");
     assert_eq!(s.wait_blocking(1, DEADLINE), 1);
@@ -194,14 +174,12 @@ fn a_reload_applies_new_shaping_at_once() {
     let s = sink(SinkConfig::default());
     dns.mx("x.test", 10, "mx.x.test");
     dns.a("mx.x.test", "127.0.0.1");
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shaping.toml");
-    std::fs::write(&file, "").unwrap();
-    let extra = format!("[shaping]\nfiles = [\"{}\"]\n", file.display());
+    let sf = shaping_file("");
+    let extra = sf.config.clone();
     let d = Daemon::start(&relay(&dns, s.addr.port(), &extra));
     submit(&d, "a@sender.test", &["one@x.test"], 4, "x\r\n");
     assert_eq!(s.wait_blocking(1, DEADLINE), 1);
-    std::fs::write(&file, "[domain.\"x.test\"]\ntls = \"required\"\n").unwrap();
+    std::fs::write(&sf.path, "[domain.\"x.test\"]\ntls = \"required\"\n").unwrap();
     d.signal(rustix::process::Signal::HUP);
     assert!(d.wait_log(|l| l.contains("configuration reloaded")));
     let mut n = 0;
@@ -224,14 +202,10 @@ fn a_reload_applies_new_shaping_at_once() {
 #[test]
 fn shaping_show_lists_effective_limits() {
     let dns = TestDns::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shaping.toml");
-    std::fs::write(
-        &file,
+    let sf = shaping_file(
         "[provider.bigmail]\nmx_suffix = [\".bigmail.test\"]\nmax_connections = 2\n[domain.\"slow.test\"]\nrate = \"5/s\"\n",
-    )
-    .unwrap();
-    let extra = format!("[shaping]\nfiles = [\"{}\"]\n", file.display());
+    );
+    let extra = sf.config.clone();
     let d = Daemon::start(&relay(&dns, 25, &extra));
     let out = d.cli(&["shaping", "show", "--json"]);
     assert!(out.status.success(), "{out:?}");
