@@ -20,6 +20,19 @@ pub struct LaneSummary {
     pub deferred: u64,
     /// Age of its oldest message, seconds.
     pub oldest_age_seconds: Option<f64>,
+    /// Work items (message and destination) ready to go in it.
+    #[serde(default)]
+    pub ready: u64,
+    /// Messages that entered it since the daemon started (accepted,
+    /// imported, found in the spool at start-up, or moved here by
+    /// set-priority); the difference of
+    /// two readings over their interval is the lane's in-rate.
+    #[serde(default)]
+    pub in_total: u64,
+    /// Messages that left it since the daemon started (every recipient
+    /// delivered, bounced, expired or deleted; or moved to another lane).
+    #[serde(default)]
+    pub out_total: u64,
 }
 
 /// One destination site in the queue summary.
@@ -37,6 +50,9 @@ pub struct DestinationSummary {
     pub health: String,
     /// Suspended by an operator.
     pub suspended: bool,
+    /// Recipient domains routed to it (sorted, at most 10).
+    #[serde(default)]
+    pub domains: Vec<String>,
 }
 
 /// The queue at a glance (`GET /api/v1/queue`, `laneway queue stats`).

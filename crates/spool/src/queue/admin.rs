@@ -70,6 +70,13 @@ impl Queue {
                 count: 0,
                 deferred: 0,
                 oldest_age_seconds: None,
+                ready: st
+                    .sites
+                    .values()
+                    .map(|s| s.lanes[l.index()].len() as u64)
+                    .sum(),
+                in_total: st.lane_in[l.index()],
+                out_total: st.lane_out[l.index()],
             })
             .collect();
         let mut deferred = 0;
@@ -81,6 +88,12 @@ impl Queue {
             if state_of(e) == "deferred" {
                 l.deferred += 1;
                 deferred += 1;
+            }
+        }
+        let mut routed: std::collections::HashMap<&str, Vec<String>> = Default::default();
+        for (name, d) in &st.domains {
+            if let Some(site) = &d.site {
+                routed.entry(site).or_default().push(name.to_string());
             }
         }
         let mut destinations: Vec<DestinationSummary> = st
@@ -105,6 +118,15 @@ impl Queue {
                 }
                 .to_string(),
                 suspended: s.suspended,
+                domains: routed
+                    .get(&*s.key)
+                    .map(|d| {
+                        let mut d = d.clone();
+                        d.sort();
+                        d.truncate(10);
+                        d
+                    })
+                    .unwrap_or_default(),
             })
             .collect();
         destinations.sort_by(|a, b| b.ready.cmp(&a.ready).then(a.site.cmp(&b.site)));
@@ -408,6 +430,11 @@ impl Queue {
                 e.moving = false;
                 // a delete that came in meanwhile waited for us
                 deleted = e.deleted;
+                if now_lane != old {
+                    // a move leaves one lane and enters the other
+                    st.lane_out[old.index()] += 1;
+                    st.lane_in[now_lane.index()] += 1;
+                }
             }
             for d in &ready {
                 let site = st.domains.get(d).and_then(|x| x.site.clone());

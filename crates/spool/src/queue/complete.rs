@@ -230,6 +230,7 @@ impl Queue {
             let commit = self.store.record(records);
             if done {
                 st.entries.remove(&id);
+                st.lane_out[lane.index()] += 1;
             } else if !e.deleted {
                 schedule_domains(&mut st, id, now, &self.work);
             }

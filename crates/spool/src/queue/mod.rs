@@ -182,6 +182,9 @@ struct State {
     suspended: HashSet<String>,
     /// Active shaping rules' restrictions, by shaping name.
     restrictions: HashMap<Arc<str>, restrict::Held>,
+    /// Messages that entered and left each lane since start-up.
+    lane_in: [u64; 10],
+    lane_out: [u64; 10],
 }
 
 /// The scheduler. Cheap to share (`Arc<Queue>`).
@@ -327,6 +330,7 @@ impl Queue {
             extra: extra_of(env),
         };
         st.entries.insert(id, Box::new(entry));
+        st.lane_in[lane.index()] += 1;
         schedule_domains(&mut st, id, now, &self.work);
         drop(st);
         self.changed.notify_one();

@@ -473,6 +473,12 @@ async fn summary_and_listing() {
     assert_eq!(s.ready, 3);
     assert_eq!(s.destinations.len(), 2);
     assert_eq!(s.destinations[0].site, "site-a", "most ready first");
+    assert_eq!(s.destinations[0].domains, vec!["a.test"]);
+    let per_lane =
+        |f: fn(&laneway_common::admin::LaneSummary) -> u64| [0, 9].map(|l| f(&s.lanes[l]));
+    assert_eq!(per_lane(|l| l.ready), [1, 2]);
+    assert_eq!(per_lane(|l| l.in_total), [1, 2]);
+    assert_eq!(per_lane(|l| l.out_total), [0, 0]);
     let (all, next) = f.queue.list(&Default::default());
     assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), vec![a, b, c]);
     assert_eq!(next, None);
@@ -542,6 +548,10 @@ async fn delete_retry_flush_and_relane() {
             .all(|m| m.id != a)
     );
     assert_eq!(f.queue.flush(), 0);
+    // lane 0 took both in; b left it for lane 8, a left the queue
+    let s = f.queue.summary();
+    let io = |l: usize| (s.lanes[l].in_total, s.lanes[l].out_total);
+    assert_eq!((io(0), io(8)), ((2, 2), (1, 0)));
 }
 
 #[tokio::test]
