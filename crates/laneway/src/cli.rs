@@ -53,6 +53,14 @@ pub enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// A live view of the running daemon's lanes, refreshed every second
+    /// (like top): queued/ready/deferred, in/out rates and oldest age per
+    /// lane, the busiest destinations, holds and shaping rules; keys 0-9
+    /// show a lane, s/r suspend and resume a destination, q quits.
+    Top {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
     /// The suppression list of the running daemon.
     Suppressions {
         #[command(flatten)]

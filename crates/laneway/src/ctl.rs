@@ -57,6 +57,17 @@ impl Target {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), String> {
+        self.request_within(method, path, body, Duration::from_secs(60))
+    }
+
+    /// [`Target::request`] that gives up after `timeout`.
+    pub fn request_within(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Duration,
+    ) -> Result<(u16, Value), String> {
         use laneway_common::http::{Endpoint, Request, blocking, request};
         use std::net::ToSocketAddrs;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -88,15 +99,13 @@ impl Target {
             headers: &headers,
             body: body.into_bytes(),
         };
-        let r = blocking(request(&ep, &host, &req, 64 << 20, Duration::from_secs(60))).map_err(
-            |e| match self {
-                Target::Socket(p) => format!(
-                    "cannot reach the daemon at {}: {e} (is laneway running with this --config?)",
-                    p.display()
-                ),
-                Target::Http { addr, .. } => format!("cannot reach {addr}: {e}"),
-            },
-        )?;
+        let r = blocking(request(&ep, &host, &req, 64 << 20, timeout)).map_err(|e| match self {
+            Target::Socket(p) => format!(
+                "cannot reach the daemon at {}: {e} (is laneway running with this --config?)",
+                p.display()
+            ),
+            Target::Http { addr, .. } => format!("cannot reach {addr}: {e}"),
+        })?;
         Ok((r.status, r.json()))
     }
 }
@@ -148,7 +157,7 @@ fn show(v: &Value, json: bool, human: impl Fn(&Value)) {
 
 /// The daemon `t` names (`--config`, `--url`, `--token`); `None` once
 /// the error is printed.
-fn target_of(t: &TargetArgs) -> Option<Target> {
+pub fn target_of(t: &TargetArgs) -> Option<Target> {
     match Target::new(t.config.as_deref(), t.url.as_deref(), t.token.clone()) {
         Ok(x) => Some(x),
         Err(e) => {
@@ -450,7 +459,7 @@ fn drain(target: &Target, to: String, key: Option<String>, no_wait: bool, json: 
 }
 
 /// Percent-encodes a path or query component.
-fn encode(s: &str) -> String {
+pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {

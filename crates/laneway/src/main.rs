@@ -19,6 +19,7 @@ mod sender_auth;
 mod serve;
 mod table;
 mod tools;
+mod top;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         } => config::spool_stats(config.as_deref(), json),
         Command::HashPassword => config::hash_password(),
         Command::Queue { target, command } => ctl::queue(target, command),
+        Command::Top { target } => top::main(target),
         Command::ApiKey {
             command: ApiKeyCommand::New { name, scopes },
         } => tools::new_api_key(&name, &scopes),

@@ -216,7 +216,7 @@ pub fn stats_text(v: &Value) -> String {
     out
 }
 
-fn humantime(secs: f64) -> String {
+pub fn humantime(secs: f64) -> String {
     let s = secs as u64;
     match s {
         0..=59 => format!("{s}s"),
