@@ -44,6 +44,9 @@ pub struct DestinationSummary {
     pub lanes: BTreeMap<String, u64>,
     /// Ready work in all.
     pub ready: u64,
+    /// Work waiting for a retry (message and domain routed here).
+    #[serde(default)]
+    pub deferred: u64,
     /// Open connections.
     pub connections: u64,
     /// `ok`, `throttled` or `down`.

@@ -184,6 +184,7 @@ pub fn stats_text(v: &Value) -> String {
         let mut t = Table::new(&[
             ("destination", Align::Left),
             ("ready", Align::Right),
+            ("deferred", Align::Right),
             ("conns", Align::Right),
             ("health", Align::Left),
             ("lanes", Align::Left),
@@ -201,6 +202,7 @@ pub fn stats_text(v: &Value) -> String {
             t.row(vec![
                 cell(&d["site"]),
                 cell(&d["ready"]),
+                cell(&d["deferred"]),
                 cell(&d["connections"]),
                 health,
                 lanes.join(" "),
@@ -487,8 +489,8 @@ mod tests {
         let v = serde_json::json!({
             "total": 123459, "ready": 122259, "deferred": 1200, "lanes": lanes,
             "destinations": [
-                {"site": "mx gmail-smtp-in.l.google.com:25", "ready": 122000, "connections": 20, "health": "ok", "lanes": {"0": 122000}, "suspended": false},
-                {"site": "route 127.0.0.1:2526", "ready": 3, "connections": 1, "health": "throttled", "lanes": {"9": 3}, "suspended": false}
+                {"site": "mx gmail-smtp-in.l.google.com:25", "ready": 122000, "deferred": 1200, "connections": 20, "health": "ok", "lanes": {"0": 122000}, "suspended": false},
+                {"site": "route 127.0.0.1:2526", "ready": 3, "deferred": 0, "connections": 1, "health": "throttled", "lanes": {"9": 3}, "suspended": false}
             ],
             "suspended_domains": []
         });
@@ -526,7 +528,7 @@ mod tests {
                 ready.parse::<u64>().is_ok(),
                 "ready under its label: {row:?}"
             );
-            let health = row[cols[3].0..].split_whitespace().next().unwrap();
+            let health = row[cols[4].0..].split_whitespace().next().unwrap();
             assert!(
                 ["ok", "throttled"].contains(&health),
                 "health under its label: {row:?}"

@@ -80,7 +80,16 @@ impl Queue {
             })
             .collect();
         let mut deferred = 0;
+        // deferred work per site, through the routed domain of each timer
+        let mut waiting: std::collections::HashMap<&str, u64> = Default::default();
         for e in st.entries.values() {
+            for (d, t) in &e.tickets {
+                if let (Ticket::Timer(_), Some(site)) =
+                    (t, st.domains.get(d).and_then(|x| x.site.as_deref()))
+                {
+                    *waiting.entry(site).or_default() += 1;
+                }
+            }
             let l = &mut lanes[e.lane.index()];
             l.count += 1;
             let age = now.saturating_sub(e.queued_at_ms) as f64 / 1000.0;
@@ -99,7 +108,9 @@ impl Queue {
         let mut destinations: Vec<DestinationSummary> = st
             .sites
             .values()
-            .filter(|s| s.ready() > 0 || s.active() > 0 || s.suspended)
+            .filter(|s| {
+                s.ready() > 0 || s.active() > 0 || s.suspended || waiting.contains_key(&*s.key)
+            })
             .map(|s| DestinationSummary {
                 site: s.key.to_string(),
                 lanes: s
@@ -110,6 +121,7 @@ impl Queue {
                     .map(|(l, set)| (l.to_string(), set.len() as u64))
                     .collect::<BTreeMap<_, _>>(),
                 ready: s.ready() as u64,
+                deferred: waiting.get(&*s.key).copied().unwrap_or(0),
                 connections: s.active() as u64,
                 health: match s.health {
                     Health::Ok => "ok",
@@ -129,7 +141,11 @@ impl Queue {
                     .unwrap_or_default(),
             })
             .collect();
-        destinations.sort_by(|a, b| b.ready.cmp(&a.ready).then(a.site.cmp(&b.site)));
+        destinations.sort_by(|a, b| {
+            (b.ready + b.deferred)
+                .cmp(&(a.ready + a.deferred))
+                .then(a.site.cmp(&b.site))
+        });
         destinations.truncate(20);
         let mut suspended_domains: Vec<String> = st.suspended.iter().cloned().collect();
         suspended_domains.sort();

@@ -519,6 +519,8 @@ async fn delete_retry_flush_and_relane() {
         .complete(&it, vec![(0, later_reply("later"))], &n)
         .await;
     assert_eq!(f.queue.list(&Default::default()).0[0].state, "deferred");
+    let d = &f.queue.summary().destinations[0];
+    assert_eq!((d.ready, d.deferred), (1, 1), "b ready, a deferred");
     assert!(
         f.queue.list(&Default::default()).0[0]
             .next_attempt
