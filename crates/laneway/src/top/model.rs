@@ -141,8 +141,9 @@ impl App {
             .try_fold((0.0, 0.0), |(i, o), r| r.map(|(a, b)| (i + a, o + b)))
     }
 
-    /// The destinations the lower half lists, busiest first (in the lane
-    /// view, those with work in that lane, by that work).
+    /// The destinations the lower half lists, busiest first: by ready and
+    /// deferred work (in the lane view, those with ready work in that lane,
+    /// by that work).
     pub fn destinations(&self) -> Vec<(usize, u64)> {
         let Some(s) = &self.now else {
             return Vec::new();
@@ -153,7 +154,7 @@ impl App {
             .iter()
             .enumerate()
             .filter_map(|(i, d)| match self.view {
-                View::Overview => Some((i, d.ready)),
+                View::Overview => Some((i, d.ready + d.deferred)),
                 View::Lane(l) => d.lanes.get(&l.to_string()).map(|n| (i, *n)),
             })
             .collect();
@@ -301,6 +302,7 @@ pub mod tests {
             site: site.into(),
             lanes: [(lane.to_string(), ready)].into_iter().collect(),
             ready,
+            deferred: 1,
             connections: 1,
             health: "ok".into(),
             suspended: false,
@@ -386,7 +388,7 @@ pub mod tests {
         app.update(snapshot(Instant::now(), 1));
         assert_eq!(app.key(Key::Char('9')), Action::Refresh);
         assert_eq!(app.view, View::Lane(9));
-        assert_eq!(app.destinations(), vec![(1, 5)]);
+        assert_eq!(app.destinations(), vec![(1, 5)], "lane 9's ready work only");
         assert_eq!(
             app.items(),
             vec![Item::Destination(1)],

@@ -121,7 +121,13 @@ fn destination_table(app: &App) -> Table<'static> {
             };
             let row = Row::new([
                 d.domains.first().cloned().unwrap_or_else(|| d.site.clone()),
-                n.to_string(),
+                // the lane's ready work in a lane view; deferred is of all lanes
+                match app.view {
+                    View::Overview => d.ready,
+                    View::Lane(_) => n,
+                }
+                .to_string(),
+                d.deferred.to_string(),
                 d.connections.to_string(),
                 state.to_string(),
             ]);
@@ -132,13 +138,14 @@ fn destination_table(app: &App) -> Table<'static> {
     Table::new(
         rows,
         [
-            Constraint::Min(12),
-            Constraint::Length(7),
+            Constraint::Min(10),
+            Constraint::Length(5),
+            Constraint::Length(8),
             Constraint::Length(5),
             Constraint::Length(9),
         ],
     )
-    .header(Row::new(["domain", "ready", "conns", "state"]).underlined())
+    .header(Row::new(["domain", "ready", "deferred", "conns", "state"]).underlined())
     .block(Block::bordered().title(title))
 }
 
