@@ -14,6 +14,8 @@ mod ingest;
 mod init;
 mod logging;
 mod metrics;
+#[cfg(test)]
+mod packaged;
 mod print;
 mod sender_auth;
 mod serve;
