@@ -36,16 +36,9 @@ need_pkgs() {
 
 # unpack_pkg PKG: the Debian package's files under $WORK/pkg/PKG (printed),
 # downloaded and unpacked but never installed, so that no service of it
-# starts and nothing on the machine changes.
-unpack_pkg() {
-    local p=$1 dir="$WORK/pkg/$1"
-    if [ ! -d "$dir" ]; then
-        mkdir -p "$WORK/pkg"
-        if [ -z "${APT_UPDATED:-}" ]; then apt-get update -q >/dev/null; APT_UPDATED=1; fi
-        (cd "$WORK/pkg" && apt-get download -q "$p" >/dev/null 2>&1 && dpkg-deb -x "$p"_*.deb "$dir")
-    fi
-    echo "$dir"
-}
+# starts and nothing on the machine changes (bench/peers.sh).
+source "$ROOT/bench/peers.sh"
+unpack_pkg() { peer_unpack "$1" "$WORK/pkg"; }
 
 # prom_bin NAME: promtool or prometheus from the machine, else from
 # Debian's prometheus package unpacked (never installed: no service starts).

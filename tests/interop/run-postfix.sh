@@ -1,9 +1,11 @@
 # Sourced by tests/interop/run: the way users deploy Laneway — a real
-# Postfix (Debian package, loopback only, relayhost = Laneway) relays mail
+# Postfix (Debian's, loopback only, relayhost = Laneway) relays mail
 # submitted with swaks through Laneway to a sink, which must see both
 # Received: hops.
 
-need_pkgs postfix
+# Postfix: the machine's, or Debian's package unpacked (never installed:
+# installing it would remove an Exim the machine has)
+postfix_setup "$WORK/pkg"
 (cd "$ROOT" && cargo build --quiet -p laneway-bench)
 BENCH="$ROOT/target/debug/laneway-bench"
 
@@ -44,9 +46,12 @@ relayhost = [$(host "$LW")]:$(port "$LW")
 smtp_dns_support_level = disabled
 maillog_file_prefixes = $WORK
 maillog_file = $PF/maillog
+alias_maps =
+alias_database =
+$PF_MAINCF
 CF
-stop_postfix() { postfix -c "$PF/conf" stop >/dev/null 2>&1 || true; }
-if postfix -c "$PF/conf" start >/dev/null 2>&1; then
+stop_postfix() { "$PF_SBIN/postfix" -c "$PF/conf" stop >/dev/null 2>&1 || true; }
+if "$PF_SBIN/postfix" -c "$PF/conf" start >/dev/null 2>&1; then
     for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PF_PORT) 2>/dev/null && break; sleep 0.1; done
     check "swaks -> Postfix ($PF_PORT) accepts" \
         sh -c "swaks --server 127.0.0.1 --port $PF_PORT --from alice@example.com --to bob@example.net --header 'Subject: via postfix' | grep -q '250 2.0.0 Ok: queued'"
