@@ -15,11 +15,18 @@ mkdir -p "$DEB_DIR"
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 ARCH=$(dpkg --print-architecture)
 # the package of this tree, and the same built as an older version for the upgrade
-# (the older first: cargo deb clears target/debian of other builds)
-(cd "$ROOT" && cargo deb --quiet -p laneway --no-build --strip --deb-revision 0 -o "$DEB_DIR/prev.deb" >/dev/null)
-(cd "$ROOT" && cargo deb --quiet -p laneway --no-build --strip >/dev/null)
+# (the older first: cargo deb clears target/debian of other builds; the
+# older one without its .ddeb, which only the current one is checked for)
+(cd "$ROOT" && cargo deb --quiet -p laneway --no-build --no-dbgsym --strip --deb-revision 0 -o "$DEB_DIR/prev.deb" >/dev/null)
+(cd "$ROOT" && cargo deb --quiet -p laneway --no-build >/dev/null)
 DEB="$ROOT/target/debian/laneway_${VERSION}-1_${ARCH}.deb"
-check "cargo deb: target/debian/laneway_${VERSION}-1_${ARCH}.deb" test -s "$DEB"
+DBGSYM="$ROOT/target/debian/laneway-dbgsym_${VERSION}-1_${ARCH}.ddeb"
+check "cargo deb: target/debian/laneway_${VERSION}-1_${ARCH}.deb and its -dbgsym .ddeb" \
+    sh -c "test -s '$DEB' && test -s '$DBGSYM'"
+check "the packaged binary is stripped (its debug symbols are in the .ddeb)" \
+    sh -c "dpkg-deb --fsys-tarfile '$DEB' | tar -xO ./usr/bin/laneway >'$DEB_DIR/laneway' &&
+        ! readelf -S '$DEB_DIR/laneway' | grep -q debug_line &&
+        dpkg-deb -c '$DBGSYM' | grep -q '/usr/lib/debug/usr/bin/laneway'"
 
 dpkg-deb -c "$DEB" | awk '{print $6}' | sed 's|^\./|/|' >"$DEB_DIR/files"
 check "dpkg-deb -c: binary, unit, sysusers, tmpfiles, conffile, shaping, dashboard, rules, man pages, completions" \
