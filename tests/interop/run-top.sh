@@ -118,3 +118,5 @@ check "top: the screen says so" wait_screen 'held +slow\.test'
 tmux -L "$TOP_SOCK" send-keys -t top q
 check "top: q quits" sh -c "for i in \$(seq 1 50); do tmux -L '$TOP_SOCK' has-session -t top 2>/dev/null || exit 0; sleep 0.2; done; exit 1"
 tmux -L "$TOP_SOCK" kill-server 2>/dev/null || true
+check "top: --json is refused with a clear error (exit 2)" \
+    sh -c "out=\$('$LANEWAY' top --json --config '$TOP_CFG' 2>&1); [ \$? = 2 ] && echo \"\$out\" | grep -q 'has no --json'"

@@ -24,6 +24,12 @@ const TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Runs the view until `q`.
 pub fn main(t: TargetArgs) -> ExitCode {
+    if t.json {
+        eprintln!(
+            "error: laneway top is a screen and has no --json; laneway queue stats --json prints the same numbers"
+        );
+        return ExitCode::from(2);
+    }
     let Some(target) = target_of(&t) else {
         return ExitCode::FAILURE;
     };
