@@ -145,6 +145,11 @@ impl Laneway {
         self.addrs[name]
     }
 
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Resident memory of the process, KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         let pid = self.child.as_ref()?.id();

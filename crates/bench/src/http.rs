@@ -21,6 +21,7 @@ pub async fn submit_load(
     n: usize,
     clients: usize,
     size: usize,
+    domain: &str,
 ) -> Report {
     let text = "x".repeat(size.saturating_sub(300).max(1));
     let next = Arc::new(AtomicUsize::new(0));
@@ -30,7 +31,7 @@ pub async fn submit_load(
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
         let (next, ok, err) = (next.clone(), ok.clone(), err.clone());
-        let (token, text) = (token.to_string(), text.clone());
+        let (token, text, domain) = (token.to_string(), text.clone(), domain.to_string());
         tasks.push(tokio::spawn(async move {
             let Ok(mut c) =
                 Connection::open(&Endpoint::Tcp(addr), "bench", Duration::from_secs(10)).await
@@ -52,7 +53,7 @@ pub async fn submit_load(
                 }
                 let body = serde_json::json!({
                     "from": "bench@sender.test",
-                    "to": [format!("r{i}@bench.test")],
+                    "to": [format!("r{i}@{domain}")],
                     "subject": format!("api {i}"),
                     "text": text,
                 })

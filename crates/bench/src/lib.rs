@@ -5,6 +5,7 @@
 //! and against any other relay, Postfix included, on the same machine).
 
 pub mod blast;
+pub mod cpu;
 pub mod daemon;
 pub mod http;
 pub mod scenarios;

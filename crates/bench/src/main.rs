@@ -68,6 +68,10 @@ struct Target {
     /// … and relays to a sink this tool starts here.
     #[arg(long)]
     sink_bind: Option<SocketAddr>,
+    /// The relay's (master) process: the throughput scenario then reports
+    /// its CPU time, with its children's, per message.
+    #[arg(long, requires = "relay")]
+    relay_pid: Option<u32>,
     /// Working directory for Laneway (configuration and spool).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -91,7 +95,11 @@ impl Target {
 
     fn system(&self) -> System {
         match (self.relay, self.sink_bind) {
-            (Some(smtp), Some(sink)) => System::Relay { smtp, sink },
+            (Some(smtp), Some(sink)) => System::Relay {
+                smtp,
+                sink,
+                pid: self.relay_pid,
+            },
             _ => System::Laneway {
                 bin: self.bin(),
                 dir: self.dir(),
@@ -177,7 +185,7 @@ enum Command {
         #[command(flatten)]
         load: Load,
     },
-    /// Scenario 5: HTTP submissions per second.
+    /// Scenario 5: HTTP submissions per second, and as a share of SMTP acceptance.
     Api {
         #[command(flatten)]
         target: Target,
@@ -296,9 +304,8 @@ async fn run(cmd: Command) -> Result<(), String> {
             scenarios::api(
                 &target.bin(),
                 &target.dir(),
-                load.messages,
+                load.blast("127.0.0.1:1".parse().expect("addr"), None),
                 clients,
-                load.size,
             )
             .await
         }

@@ -30,6 +30,9 @@ pub enum System {
         smtp: SocketAddr,
         /// Where the relay delivers.
         sink: SocketAddr,
+        /// Its (master) process, whose CPU time, with its children's, the
+        /// throughput scenario reports per message.
+        pid: Option<u32>,
     },
 }
 
@@ -73,6 +76,8 @@ nameservers = ["127.0.0.1:9"]
 
 struct Setup {
     _laneway: Option<Laneway>,
+    /// The process whose CPU time (with its children's) the load costs.
+    pid: Option<u32>,
     smtp: SocketAddr,
     sink: Sink,
     system: &'static str,
@@ -86,12 +91,13 @@ async fn setup(system: &System, sink_cfg: SinkConfig, extra: &str) -> Result<Set
             let l = Laneway::start(bin, dir, &laneway_config(dir, sink.addr, extra))?;
             Ok(Setup {
                 smtp: l.addr("smtp"),
+                pid: l.pid(),
                 _laneway: Some(l),
                 sink,
                 system: "laneway",
             })
         }
-        System::Relay { smtp, sink } => {
+        System::Relay { smtp, sink, pid } => {
             let sink = Sink::start(SinkConfig {
                 bind: Some(*sink),
                 ..sink_cfg
@@ -100,6 +106,7 @@ async fn setup(system: &System, sink_cfg: SinkConfig, extra: &str) -> Result<Set
             .map_err(|e| format!("sink on {sink}: {e}"))?;
             Ok(Setup {
                 _laneway: None,
+                pid: *pid,
                 smtp: *smtp,
                 sink,
                 system: "relay",
@@ -143,6 +150,7 @@ pub async fn throughput(
         None => String::new(),
     };
     let s = setup(system, SinkConfig::default(), &extra).await?;
+    let cpu_before = s.pid.and_then(crate::cpu::tree_cpu);
     let start = Instant::now();
     let report = blast::run(&Blast {
         addr: s.smtp,
@@ -151,6 +159,7 @@ pub async fn throughput(
     .await;
     report.all_accepted(b.messages)?;
     let got = s.sink.wait_for(b.messages, Duration::from_secs(3600)).await;
+    let cpu_after = s.pid.and_then(crate::cpu::tree_cpu);
     let msgs = s.sink.messages();
     let last = msgs.iter().map(|m| m.at).max().unwrap_or_else(Instant::now);
     let e2e = last.duration_since(start);
@@ -168,6 +177,15 @@ pub async fn throughput(
         got as f64 / e2e.as_secs_f64(),
         "msg/s",
     );
+    if let (Some(a), Some(b4)) = (cpu_after, cpu_before) {
+        figure(
+            "throughput",
+            s.system,
+            "cpu_us_per_msg",
+            a.saturating_sub(b4).as_micros() as f64 / got.max(1) as f64,
+            "us/msg",
+        );
+    }
     if let Some((r, _)) = &hook {
         let want = 2 * b.messages;
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -439,13 +457,17 @@ pub async fn queue_scale(
     Ok(())
 }
 
-/// Scenario 5: HTTP submissions per second with `clients` concurrent clients.
+/// Scenario 5: HTTP submissions per second with `clients` concurrent
+/// clients, as a share of SMTP acceptance measured on the same daemon in
+/// the same run (`clients` SMTP sessions, the same size). The destination
+/// is held during both loads, as in the acceptance scenario, so both
+/// figures are acceptance alone (fsync before the answer); then it is
+/// released and every message of both loads must arrive.
 pub async fn api(
     bin: &std::path::Path,
     dir: &std::path::Path,
-    n: usize,
+    b: Blast,
     clients: usize,
-    size: usize,
 ) -> Result<(), String> {
     let sink = Sink::start(SinkConfig::default())
         .await
@@ -456,17 +478,70 @@ pub async fn api(
     let extra = format!(
         "[api]\nbind = \"127.0.0.1:0\"\n[[api.key]]\nname = \"bench\"\nsha256 = \"{hash}\"\nscopes = [\"send\"]\n"
     );
+    let n = b.messages;
     let l = Laneway::start(bin, dir, &laneway_config(dir, sink.addr, &extra))?;
-    let r = crate::http::submit_load(l.addr("api"), token, n, clients, size).await;
-    if r.accepted < n {
-        return Err(format!(
-            "only {} of {n} accepted: {:?}",
-            r.accepted, r.first_error
-        ));
+    l.cli(&["queue", "suspend", &b.domain])?;
+    // Half of each load at a time, in the order SMTP, HTTP, HTTP, SMTP, so
+    // that a drift of the machine (or a fuller spool) weighs on both alike.
+    let (mut smtp, mut http) = (Duration::ZERO, Duration::ZERO);
+    let halves = [n / 2, n - n / 2];
+    for (round, smtp_first) in [(0, true), (1, false)] {
+        let part = halves[round];
+        for is_smtp in [smtp_first, !smtp_first] {
+            if is_smtp {
+                let r = blast::run(&Blast {
+                    addr: l.addr("smtp"),
+                    sessions: clients,
+                    messages: part,
+                    id_prefix: format!("s{round}-"),
+                    ..b.clone()
+                })
+                .await;
+                r.all_accepted(part)?;
+                smtp += r.elapsed;
+            } else {
+                let r = crate::http::submit_load(
+                    l.addr("api"),
+                    token,
+                    part,
+                    clients,
+                    b.size,
+                    &b.domain,
+                )
+                .await;
+                if r.accepted < part {
+                    return Err(format!(
+                        "only {} of {part} accepted over HTTP: {:?}",
+                        r.accepted, r.first_error
+                    ));
+                }
+                http += r.elapsed;
+            }
+        }
     }
-    figure("api", "laneway", "submissions_per_s", r.rate(), "req/s");
-    let got = sink.wait_for(n, Duration::from_secs(600)).await;
+    let smtp_rate = n as f64 / smtp.as_secs_f64().max(1e-9);
+    let http_rate = n as f64 / http.as_secs_f64().max(1e-9);
+    figure(
+        "api",
+        "laneway",
+        "smtp_accepted_msgs_per_s",
+        smtp_rate,
+        "msg/s",
+    );
+    figure("api", "laneway", "submissions_per_s", http_rate, "req/s");
+    figure(
+        "api",
+        "laneway",
+        "share_of_smtp_pct",
+        100.0 * http_rate / smtp_rate,
+        "%",
+    );
+    l.cli(&["queue", "resume", &b.domain])?;
+    let got = sink.wait_for(2 * n, Duration::from_secs(600)).await;
     figure("api", "laneway", "delivered", got as f64, "messages");
+    if got < 2 * n {
+        return Err(format!("{got} of {} messages arrived", 2 * n));
+    }
     Ok(())
 }
 
