@@ -170,10 +170,21 @@ fn decode(seq: u64, v: &[u8]) -> Option<Stored> {
     })
 }
 
+/// The event log's own page cache (redb's default is 1 GiB).
+const CACHE_BYTES: usize = 32 << 20;
+
 impl EventLog {
     /// Opens (or creates) the log at `path`, bounded by `max_size` bytes.
     pub fn open(path: &Path, max_size: u64) -> Result<EventLog, LogError> {
-        let database = Database::create(path).map_err(db)?;
+        // redb caches up to 1 GiB per database by default: a log that grew
+        // with a million queued messages kept ~0.4 KiB of pages resident
+        // per message (looked up once each at recovery). The interior
+        // pages every lookup touches fit in far less; the kernel's page
+        // cache still holds the rest.
+        let database = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         for t in [BY_MESSAGE, BY_RECIPIENT, BY_HEADER, BY_META] {
             txn.open_table(t).map_err(db)?;

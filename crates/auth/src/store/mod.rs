@@ -173,7 +173,12 @@ impl Store {
     /// Opens the database at `path`, creating the file and its tables when
     /// missing. Fails if another process holds the file open.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let database = Database::create(path).map_err(db)?;
+        // not redb's default 1 GiB cache: the kernel's page cache holds the
+        // file, this only the pages lookups keep touching
+        let database = Database::builder()
+            .set_cache_size(16 << 20)
+            .create(path)
+            .map_err(db)?;
         let txn = database.begin_write().map_err(db)?;
         txn.open_table(TOKENS).map_err(db)?;
         txn.open_table(TOKEN_EXPIRY).map_err(db)?;
