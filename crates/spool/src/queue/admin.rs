@@ -53,7 +53,7 @@ fn summary_of(id: MessageId, e: &Entry) -> MessageSummary {
             .map(|r| r.address.to_string())
             .collect(),
         state: state_of(e).to_string(),
-        attempts: e.attempts,
+        attempts: e.attempts.into(),
         next_attempt: next_attempt(e),
         queued_at: rfc3339(e.queued_at_ms),
     }
@@ -241,7 +241,7 @@ impl Queue {
                     lane: e.lane.get(),
                     from: e.sender.to_string(),
                     state: state_of(e).to_string(),
-                    attempts: e.attempts,
+                    attempts: e.attempts.into(),
                     next_attempt: next_attempt(e),
                     queued_at: rfc3339(e.queued_at_ms),
                     size: e.size,

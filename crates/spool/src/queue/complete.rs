@@ -58,7 +58,9 @@ impl Queue {
                 return applied;
             };
             lane = e.lane;
-            e.attempts = e.attempts.max(item.attempts + 1);
+            e.attempts = e
+                .attempts
+                .max(u16::try_from(item.attempts + 1).unwrap_or(u16::MAX));
             let expires = expiry_ms(&policy, e.queued_at_ms);
             for (idx, outcome) in outcomes {
                 if !item.recipients.iter().any(|(i, _)| *i == idx) {

@@ -78,9 +78,12 @@ struct RcptMem {
 struct Entry {
     lane: Priority,
     queued_at_ms: u64,
-    sender: Box<str>,
+    /// Shared with the other queued messages of the same sender (see [`Senders`]).
+    sender: Arc<str>,
     rcpts: SmallVec<[RcptMem; 1]>,
-    attempts: u32,
+    /// u16 (saturating), not u32: it keeps an entry at 152 bytes, which
+    /// the allocator serves from 160-byte chunks instead of 176.
+    attempts: u16,
     size: u64,
     delay_warned: bool,
     tickets: SmallVec<[(Arc<str>, Ticket); 1]>,
@@ -140,7 +143,7 @@ impl Entry {
     fn delta(&self, changed: &[usize]) -> Delta {
         Delta {
             n: self.rcpts.len() as u32,
-            attempts: self.attempts,
+            attempts: self.attempts.into(),
             delay_warned: self.delay_warned,
             rcpts: changed
                 .iter()
@@ -185,6 +188,29 @@ struct State {
     /// Messages that entered and left each lane since start-up.
     lane_in: [u64; 10],
     lane_out: [u64; 10],
+    senders: Senders,
+}
+
+/// The last few envelope senders, so that the messages of one campaign
+/// (which arrive together, from one sender) share one copy of it: 32 bytes
+/// less per queued message, a sixth of what one costs. A small fixed set,
+/// not an interner: it never needs sweeping.
+#[derive(Debug, Default)]
+struct Senders {
+    recent: [Option<Arc<str>>; 8],
+    next: usize,
+}
+
+impl Senders {
+    fn get(&mut self, sender: &str) -> Arc<str> {
+        if let Some(s) = self.recent.iter().flatten().find(|s| ***s == *sender) {
+            return s.clone();
+        }
+        let s: Arc<str> = Arc::from(sender);
+        self.recent[self.next] = Some(s.clone());
+        self.next = (self.next + 1) % self.recent.len();
+        s
+    }
 }
 
 /// The scheduler. Cheap to share (`Arc<Queue>`).
@@ -318,9 +344,9 @@ impl Queue {
         let entry = Entry {
             lane,
             queued_at_ms: env.queued_at_ms,
-            sender: env.sender.clone().into_boxed_str(),
+            sender: st.senders.get(&env.sender),
             rcpts,
-            attempts: state.attempts,
+            attempts: u16::try_from(state.attempts).unwrap_or(u16::MAX),
             size,
             delay_warned: state.delay_warned,
             tickets: SmallVec::new(),
@@ -459,7 +485,7 @@ fn build_item(
             domain: domain.clone(),
             recipients: rcpts,
             sender: e.sender.to_string(),
-            attempts: e.attempts,
+            attempts: e.attempts.into(),
             queued_at_ms: e.queued_at_ms,
             size: e.size,
         },
@@ -469,3 +495,35 @@ fn build_item(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_message_entry_fits_a_160_byte_allocation() {
+        // glibc serves a request of n bytes from a chunk of n + 8 rounded
+        // up to 16: 152 bytes take 160, 153 take 176, for every queued
+        // message (a million queued: 16 MiB).
+        let n = std::mem::size_of::<Entry>();
+        assert!(n <= 152, "Entry grew to {n} bytes");
+    }
+
+    #[test]
+    fn messages_of_one_sender_share_its_copy_and_the_set_stays_small() {
+        let mut s = Senders::default();
+        let a = s.get("news@shop.example");
+        let b = s.get("news@shop.example");
+        assert!(Arc::ptr_eq(&a, &b), "one copy for one sender");
+        for i in 0..8 {
+            s.get(&format!("other{i}@example.net"));
+        }
+        assert_eq!(s.recent.iter().flatten().count(), 8, "at most eight kept");
+        let c = s.get("news@shop.example");
+        assert_eq!(&*c, "news@shop.example");
+        assert!(
+            !Arc::ptr_eq(&a, &c),
+            "pushed out by eight others, then made anew"
+        );
+    }
+}
