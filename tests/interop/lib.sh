@@ -94,6 +94,14 @@ start_laneway() {
     done < <(grep 'listening name=' "$dir/log")
 }
 
+# relay_config VIA [MORE]: the configuration most checks start from, a
+# trusted loopback listener "mx" (X-Priority-Queue honoured) relaying all
+# mail to VIA; MORE (more TOML: routes tried before the catch-all, other
+# sections) goes before the catch-all route.
+relay_config() {
+    printf '[[listener]]\nname = "mx"\nbind = "127.0.0.1:0"\ntrust_priority = true\n[relay]\ntrusted_networks = ["127.0.0.1/32"]\n%s\n[[route]]\ndomain = "*"\nvia = "%s"\n' "${2:-}" "$1"
+}
+
 host() { echo "${1%:*}"; }
 port() { echo "${1##*:}"; }
 

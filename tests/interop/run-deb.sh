@@ -76,17 +76,7 @@ mkdir -p "$WORK/installed"
 ln -s "$R/var/spool/laneway" "$WORK/installed/spool"
 SAVED_LANEWAY=$LANEWAY
 LANEWAY="$R/usr/bin/laneway"
-start_laneway installed "
-[[listener]]
-name = \"mx\"
-bind = \"127.0.0.1:0\"
-trust_priority = true
-[relay]
-trusted_networks = [\"127.0.0.1/32\"]
-[[route]]
-domain = \"*\"
-via = \"127.0.0.1:$(free_port)\"
-"
+start_laneway installed "$(relay_config "127.0.0.1:$(free_port)")"
 for lane in 9 4 0; do
     swaks --server "$(host "$INSTALLED_MX")" --port "$(port "$INSTALLED_MX")" --from a@example.com \
         --to "q$lane@example.net" --header "X-Priority-Queue: $lane" >/dev/null 2>&1

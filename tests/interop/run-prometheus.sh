@@ -14,19 +14,8 @@ check "promtool test rules: every alert fires on its case" \
 # TLS are off here, so this also shows their series exist from the start.
 PROMETHEUS=$(prom_bin prometheus)
 start_sink prom PROM_SINK
-start_laneway scraped "
-[[listener]]
-name = \"mx\"
-bind = \"127.0.0.1:0\"
-trust_priority = true
-[relay]
-trusted_networks = [\"127.0.0.1/32\"]
-[[route]]
-domain = \"*\"
-via = \"$PROM_SINK\"
-[metrics]
-bind = \"127.0.0.1:0\"
-"
+start_laneway scraped "$(relay_config "$PROM_SINK" "[metrics]
+bind = \"127.0.0.1:0\"")"
 for lane in 0 4 9 9 9; do
     swaks --server "$(host "$SCRAPED_MX")" --port "$(port "$SCRAPED_MX")" --from a@example.com \
         --to "b$lane@example.net" --header "X-Priority-Queue: $lane" >/dev/null 2>&1

@@ -6,20 +6,9 @@ need_pkgs tmux
 BENCH="$ROOT/target/debug/laneway-bench"
 start_sink top TOP_SINK
 CLOSED=$(free_port) # nothing listens: mail to slow.test is deferred and stays
-start_laneway top "
-[[listener]]
-name = \"mx\"
-bind = \"127.0.0.1:0\"
-trust_priority = true
-[relay]
-trusted_networks = [\"127.0.0.1/32\"]
-[[route]]
+start_laneway top "$(relay_config "$TOP_SINK" "[[route]]
 domain = \"slow.test\"
-via = \"127.0.0.1:$CLOSED\"
-[[route]]
-domain = \"*\"
-via = \"$TOP_SINK\"
-"
+via = \"127.0.0.1:$CLOSED\"")"
 TOP_CFG="$WORK/top/laneway.toml"
 TOP_SOCK="lw-top-$$"
 send_top() { # send_top LANE RCPT
