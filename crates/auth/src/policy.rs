@@ -257,6 +257,12 @@ impl Policy {
         s.scope == Scope::All || lane < self.opts.transactional_min_lane
     }
 
+    /// Whether [`Policy::prepare`] would DKIM-sign `message` (the one part
+    /// of it that costs enough CPU to want a blocking thread).
+    pub fn would_sign(&self, message: &[u8]) -> bool {
+        headers::from_address(message).is_some_and(|f| self.signer.signs_for(&domain_of(&f)))
+    }
+
     /// For a trusted submission: the sender's domains are checked for an
     /// authenticated user, the bounce domain and TLS demand recorded, and
     /// the message DKIM-signed at `now_secs`.

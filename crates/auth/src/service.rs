@@ -113,7 +113,16 @@ impl SenderAuth {
         self.events.record(e);
     }
 
-    /// For trusted submissions (CPU work: run it on a blocking thread):
+    /// Whether [`SenderAuth::prepare`] would DKIM-sign `message`: only
+    /// then is it worth a blocking thread (without a signature it is a
+    /// header scan of microseconds, and the hop to the blocking pool and
+    /// back costs more than that).
+    pub fn would_sign(&self, message: &[u8]) -> bool {
+        self.policy.load().would_sign(message)
+    }
+
+    /// For trusted submissions (CPU work when it signs: run it on a
+    /// blocking thread then, see [`SenderAuth::would_sign`]):
     /// the sender checked, the bounce domain and TLS demand recorded in the
     /// envelope, the message DKIM-signed. Returns the message to store.
     pub fn prepare(
