@@ -115,6 +115,35 @@ async fn setup(system: &System, sink_cfg: SinkConfig, extra: &str) -> Result<Set
     }
 }
 
+/// CPU time of the system under test (its process tree) from `start` to
+/// [`Cpu::figure`], which prints it per message as `cpu_us_per_msg`.
+struct Cpu {
+    pid: Option<u32>,
+    before: Option<Duration>,
+}
+
+impl Cpu {
+    fn start(pid: Option<u32>) -> Cpu {
+        Cpu {
+            pid,
+            before: pid.and_then(crate::cpu::tree_cpu),
+        }
+    }
+
+    fn figure(&self, scenario: &str, system: &str, messages: usize) {
+        let after = self.pid.and_then(crate::cpu::tree_cpu);
+        if let (Some(a), Some(b)) = (after, self.before) {
+            figure(
+                scenario,
+                system,
+                "cpu_us_per_msg",
+                a.saturating_sub(b).as_micros() as f64 / messages.max(1) as f64,
+                "us/msg",
+            );
+        }
+    }
+}
+
 /// Scenario 1: end-to-end relay rate into a fast sink, and the harness's
 /// own ceiling (the same blast straight into the sink).
 /// With `webhook`, Laneway also sends every event (a reception and a
@@ -150,7 +179,7 @@ pub async fn throughput(
         None => String::new(),
     };
     let s = setup(system, SinkConfig::default(), &extra).await?;
-    let cpu_before = s.pid.and_then(crate::cpu::tree_cpu);
+    let cpu = Cpu::start(s.pid);
     let start = Instant::now();
     let report = blast::run(&Blast {
         addr: s.smtp,
@@ -159,7 +188,7 @@ pub async fn throughput(
     .await;
     report.all_accepted(b.messages)?;
     let got = s.sink.wait_for(b.messages, Duration::from_secs(3600)).await;
-    let cpu_after = s.pid.and_then(crate::cpu::tree_cpu);
+    cpu.figure("throughput", s.system, got);
     let msgs = s.sink.messages();
     let last = msgs.iter().map(|m| m.at).max().unwrap_or_else(Instant::now);
     let e2e = last.duration_since(start);
@@ -177,15 +206,6 @@ pub async fn throughput(
         got as f64 / e2e.as_secs_f64(),
         "msg/s",
     );
-    if let (Some(a), Some(b4)) = (cpu_after, cpu_before) {
-        figure(
-            "throughput",
-            s.system,
-            "cpu_us_per_msg",
-            a.saturating_sub(b4).as_micros() as f64 / got.max(1) as f64,
-            "us/msg",
-        );
-    }
     if let Some((r, _)) = &hook {
         let want = 2 * b.messages;
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -247,12 +267,14 @@ pub async fn acceptance(system: &System, b: Blast) -> Result<(), String> {
     if let Some(l) = &s._laneway {
         l.cli(&["queue", "suspend", &b.domain])?;
     }
+    let cpu = Cpu::start(s.pid);
     let report = blast::run(&Blast {
         addr: s.smtp,
         ..b.clone()
     })
     .await;
     report.all_accepted(b.messages)?;
+    cpu.figure("acceptance", s.system, report.accepted);
     figure(
         "acceptance",
         s.system,
