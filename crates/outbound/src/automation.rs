@@ -246,13 +246,15 @@ impl Automation {
             node: self.node.get().cloned().unwrap_or_default(),
         };
         tracing::warn!(provider = %provider, rule = rule.rule, action = rule.action.as_str(), lanes = %rule.lanes, duration = %humantime::format_duration(c.rule.duration), reply = %rule.reply, "shaping rule started");
+        st.active.insert(provider.to_string(), rule.clone());
+        st.ended.remove(provider);
+        // kept on disk first: whoever sees the event (or another node the
+        // rule) may rely on a restart still holding
+        self.changed(st);
         self.event(provider, &rule, "started");
         if let Some(s) = self.shared.get() {
             s.publish(provider, Some(&rule));
         }
-        st.active.insert(provider.to_string(), rule);
-        st.ended.remove(provider);
-        self.changed(st);
     }
 
     /// A rule another node started or cleared.
@@ -338,11 +340,11 @@ impl Automation {
         };
         st.ended.remove(provider);
         tracing::info!(provider = %provider, rule = r.rule, action = r.action.as_str(), "shaping rule cleared by an operator");
+        self.changed(&st);
         self.event(provider, &r, "cleared");
         if let Some(s) = self.shared.get() {
             s.publish(provider, None);
         }
-        self.changed(&st);
         true
     }
 
