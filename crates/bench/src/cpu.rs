@@ -22,21 +22,25 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
     let ppid = f.get(1)?.parse().ok()?;
-    let ticks = f[11..=14]
+    let ticks = f
+        .get(11..=14)?
         .iter()
         .map(|v| v.parse::<u64>().unwrap_or(0))
         .sum();
     Some((ppid, ticks))
 }
 
-/// Clock ticks per second of `/proc` times (`USER_HZ`).
+/// Clock ticks per second of `/proc` times (`USER_HZ`), asked once.
 fn ticks_per_second() -> u64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100)
+    static HZ: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100)
+    })
 }
 
 /// CPU time used so far by `root` and its descendants (see the module

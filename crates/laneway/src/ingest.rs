@@ -220,7 +220,10 @@ impl Ingest for Ingestor {
                 if envelope.recipients.is_empty() {
                     return Ok(Accepted { id, lane, dropped });
                 }
-                if envelope.origin.trusted && auth.would_sign(&message) {
+                // only a DKIM signature is worth the hop to a blocking thread
+                if envelope.origin.trusted && !auth.would_sign(&message) {
+                    message = auth.prepare(&mut envelope, id, lane, message)?;
+                } else if envelope.origin.trusted {
                     let (a, mut env) = (auth.clone(), envelope);
                     let (env, signed) = tokio::task::spawn_blocking(move || {
                         let m = a.prepare(&mut env, id, lane, message);
@@ -230,8 +233,6 @@ impl Ingest for Ingestor {
                     .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
                     envelope = env;
                     message = signed?;
-                } else if envelope.origin.trusted {
-                    message = auth.prepare(&mut envelope, id, lane, message)?;
                 }
                 dropped = auth.suppressed(&envelope, lane, id).await;
                 envelope
