@@ -272,9 +272,29 @@ impl Ingest for Ingestor {
             let store = self.store.clone();
             let env = envelope.clone();
             let started = std::time::Instant::now();
-            let written = tokio::task::spawn_blocking(move || store.put(id, lane, &env, &data))
-                .await
-                .map_err(|e| IngestError::Io(std::io::Error::other(e)))?;
+            // A journaled message's file is written here, without a
+            // blocking thread (create, write and rename into the page
+            // cache, no fsync: a hand-off to another thread cost more than
+            // the write); a larger one is fsynced on its own, on one. The
+            // group commit that makes it durable is awaited, not waited on.
+            let staged = if data.len() <= laneway_spool::store::JOURNALED_UP_TO {
+                store.stage(id, lane, &env, &data)
+            } else {
+                tokio::task::spawn_blocking(move || store.stage(id, lane, &env, &data))
+                    .await
+                    .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
+            };
+            let written = match staged {
+                Ok(commit) => match commit.await {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // never acknowledged: its file must not be delivered either
+                        let _ = self.store.remove(id, lane);
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e),
+            };
             metrics::histogram!(laneway_common::metrics::SPOOL_WRITE)
                 .record(started.elapsed().as_secs_f64());
             if let Err(e) = written {

@@ -3,11 +3,13 @@
 //! ([`format`]), per-message delivery state ([`state`]) and the journal
 //! that records delivery outcomes with group commit ([`journal`]).
 //!
-//! Once [`DiskStore::put`] returns, the message is on disk (file and
-//! directory entry fsynced); only then does a front door say `250`/`202`.
+//! Once [`DiskStore::put`] returns (or the commit [`DiskStore::stage`]
+//! gives resolves), the message is on disk: its bytes are in the journal,
+//! fdatasynced; only then does a front door say `250`/`202`.
 
 pub mod format;
 pub mod journal;
+mod layout;
 pub mod queue;
 pub mod state;
 pub mod store;

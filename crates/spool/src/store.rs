@@ -10,12 +10,17 @@
 //! ```
 //! A priority change is a rename between lane directories.
 //!
-//! Write path: a temp file beside the destination → `fsync` → `rename` →
-//! `fsync` of the directory; only then may a front door acknowledge. All
-//! methods block: call them from `spawn_blocking`. Concurrent writes each
-//! run on their own blocking thread, so acceptances never queue behind one
-//! another's fsync (the file system merges the journal commits; a
-//! `syncfs` group commit measured slower on a journaled ext4).
+//! Write path of a new message: its data file (a temp file beside the
+//! destination, then `rename`, no fsync) and a journal record holding the
+//! same bytes; the journal's group commit (one `fdatasync` for every
+//! message and outcome that arrive together) makes it durable, and only
+//! then may a front door acknowledge. The journal's checkpoint makes the
+//! data files durable (`syncfs`) before it deletes the records, and a
+//! replay after a crash writes again any data file the crash lost. (A
+//! message over [`JOURNALED_UP_TO`] is fsynced on its own instead.) State
+//! files written here (`put_state`) are fsynced on their own: a temp file
+//! → `fsync` → `rename` → `fsync` of the directory. The methods block:
+//! call them from `spawn_blocking` (or await a [`Commit`]).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -111,10 +116,17 @@ pub struct LaneCounts {
     pub lanes: std::collections::BTreeMap<String, u64>,
 }
 
+/// The largest data file that goes through the journal. A larger message
+/// is fsynced on its own (temp file, `fsync`, `rename`, `fsync` of the
+/// directory): its write, not the fsync, is what it costs, and through the
+/// journal it would be written twice and need twice its size free until
+/// the next checkpoint.
+pub const JOURNALED_UP_TO: usize = 256 << 10;
+
 /// The fsync-durable on-disk spool.
 #[derive(Debug)]
 pub struct DiskStore {
-    layout: Arc<Layout>,
+    pub(crate) layout: Arc<Layout>,
     journal: Journal,
     _lock: File,
 }
@@ -257,7 +269,8 @@ impl DiskStore {
     }
 
     /// Stores a new message durably in `lane`. When this returns `Ok` the
-    /// message survives a crash or power loss.
+    /// message survives a crash or power loss. Blocks for the group
+    /// commit; see [`DiskStore::stage`].
     pub fn put(
         &self,
         id: MessageId,
@@ -265,8 +278,33 @@ impl DiskStore {
         envelope: &Envelope,
         message: &[u8],
     ) -> io::Result<()> {
+        let result = self.stage(id, lane, envelope, message)?.wait();
+        if result.is_err() {
+            // never acknowledged: its file must not be delivered either
+            let _ = self.remove(id, lane);
+        }
+        result
+    }
+
+    /// Writes a new message's data file in `lane` (no fsync of its own)
+    /// and hands the same bytes to the journal; the returned [`Commit`]
+    /// resolves once the journal's group commit has made the message
+    /// durable — only then may a front door acknowledge it. Messages staged
+    /// together share one fdatasync. Blocks on the file write only.
+    pub fn stage(
+        &self,
+        id: MessageId,
+        lane: Priority,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> io::Result<Commit> {
         let bytes = format::encode(envelope, message)?;
-        self.write_atomic(&self.data_path(lane, id), &bytes)
+        if bytes.len() > JOURNALED_UP_TO {
+            self.write_atomic(&self.data_path(lane, id), &bytes)?;
+            return Ok(Commit::done());
+        }
+        self.layout.write_data(lane, id, &bytes)?;
+        Ok(self.journal.append(vec![Record::Put(id, lane, bytes)]))
     }
 
     /// Replaces the delivery state of a message atomically and durably.

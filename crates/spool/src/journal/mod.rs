@@ -8,9 +8,18 @@
 //! previous fsync is running is appended to `journal/<seq>.log` together
 //! and made durable with one `fdatasync`, after which each waiter is told.
 //!
+//! New messages go through it too: the store writes a message's data file
+//! without an fsync and appends a [`Record::Put`] holding the same bytes;
+//! the group commit's fdatasync is the one that makes the message durable
+//! before its `250` (messages that finish DATA together share it). The
+//! checkpoint's `syncfs` makes the data files durable before the segment
+//! holding their records is deleted, and a replay writes again any data
+//! file that a crash lost or tore.
+//!
 //! ```text
 //! <spool_dir>/journal/<seq:016x>.log   frames: len u32 LE, crc32 u32 LE, payload
-//! payload: kind u8, id u64 LE, lane u8, then for kind 1 a JSON `Delta`
+//! payload: kind u8, id u64 LE, lane u8, then for kind 1 a JSON `Delta`,
+//!          for kind 3 an event's JSON, for kind 4 a data file's bytes
 //! ```
 //! The journal thread applies each record after its fsync: a finished
 //! message is unlinked at once, changed recipients are collected per
@@ -25,9 +34,9 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,6 +45,7 @@ use laneway_common::{MessageId, Priority};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub(crate) use crate::layout::Layout;
 use crate::state::{MessageState, RcptState};
 
 /// A segment is closed after this long with records in it.
@@ -51,121 +61,6 @@ const MAX_BATCH: usize = 4096;
 pub trait EventPersist: Send + Sync {
     /// Stores events (JSON, in journal order), durably.
     fn persist(&self, events: Vec<Vec<u8>>) -> io::Result<()>;
-}
-
-/// Where a spool's files live (shared by the store and its threads).
-pub(crate) struct Layout {
-    pub(crate) root: PathBuf,
-    pub(crate) shards: u32,
-    tmp_seq: AtomicU64,
-    /// Marks this process's temp files, so that recovery removes only
-    /// those an earlier process left.
-    pub(crate) tmp_tag: u32,
-    events: Option<Arc<dyn EventPersist>>,
-}
-
-impl std::fmt::Debug for Layout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Layout")
-            .field("root", &self.root)
-            .field("shards", &self.shards)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Layout {
-    pub(crate) fn new(root: &Path, shards: u32, events: Option<Arc<dyn EventPersist>>) -> Layout {
-        Layout {
-            root: root.to_path_buf(),
-            shards: shards.max(1),
-            tmp_seq: AtomicU64::new(0),
-            tmp_tag: std::process::id()
-                ^ std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos())
-                    .unwrap_or(0),
-            events,
-        }
-    }
-
-    fn shard_of(&self, id: MessageId) -> u32 {
-        // Fibonacci hashing spreads ids whose low bits are a counter.
-        let h = id.as_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-        (h % self.shards as u64) as u32
-    }
-
-    pub(crate) fn shard_dir(&self, lane: Priority, shard: u32) -> PathBuf {
-        let name = if self.shards <= 256 {
-            format!("{shard:02x}")
-        } else {
-            format!("{shard:03x}")
-        };
-        self.root.join("lanes").join(lane.to_string()).join(name)
-    }
-
-    pub(crate) fn data_path(&self, lane: Priority, id: MessageId) -> PathBuf {
-        self.shard_dir(lane, self.shard_of(id)).join(id.to_string())
-    }
-
-    pub(crate) fn state_path(&self, lane: Priority, id: MessageId) -> PathBuf {
-        self.shard_dir(lane, self.shard_of(id))
-            .join(format!("{id}.st"))
-    }
-
-    /// A temp file beside `dest` (`<name>.<tag>-<n>.tmp`), renamed onto
-    /// it once written: in the shard directory rather than one directory
-    /// for all, because ext4 allocates a file's inode near its directory,
-    /// and one directory for every new file made all of them contend for
-    /// one block group's inode bitmap (and scan past its recently deleted
-    /// inodes): half the daemon's CPU time at 20 sessions.
-    pub(crate) fn tmp_path(&self, dest: &Path) -> PathBuf {
-        let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        dest.with_file_name(format!("{name}.{:08x}-{n}.tmp", self.tmp_tag))
-    }
-
-    /// Whether `name` is a temp file, and whether another process left it.
-    pub(crate) fn tmp_of_other_process(&self, name: &str) -> Option<bool> {
-        let stem = name.strip_suffix(".tmp")?;
-        Some(!stem.contains(&format!(".{:08x}-", self.tmp_tag)))
-    }
-
-    fn journal_dir(&self) -> PathBuf {
-        self.root.join("journal")
-    }
-
-    /// Removes a message's files, wherever its lane (a message moved to
-    /// another lane while its removal was queued is still removed).
-    pub(crate) fn remove(&self, id: MessageId, lane: Priority) -> io::Result<()> {
-        let lanes = std::iter::once(lane).chain(Priority::all().filter(|l| *l != lane));
-        for l in lanes {
-            match fs::remove_file(self.data_path(l, id)) {
-                Ok(()) => {
-                    return match fs::remove_file(self.state_path(l, id)) {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-                        _ => Ok(()),
-                    };
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-
-    /// The lane whose directory holds the message's data file.
-    pub(crate) fn lane_of(&self, id: MessageId, hint: Option<Priority>) -> Option<Priority> {
-        let lanes = hint.into_iter().chain(Priority::all_desc());
-        lanes.into_iter().find(|l| self.data_path(*l, id).exists())
-    }
-
-    fn syncfs(&self) -> io::Result<()> {
-        let root = File::open(&self.root)?;
-        rustix::fs::syncfs(&root).map_err(io::Error::from)
-    }
 }
 
 /// What changed for some recipients of a message (absolute values, so
@@ -225,11 +120,18 @@ pub enum Record {
     Remove(MessageId, Priority),
     /// An event (JSON) reporting the change it is committed with.
     Event(Vec<u8>),
+    /// A new message: the bytes of its data file (`format::encode`),
+    /// written beside the record without an fsync of its own. This record's
+    /// fdatasync is what makes the message durable; the checkpoint's
+    /// `syncfs` makes the file durable before the segment goes, and a
+    /// replay writes the file again if a crash lost or tore it.
+    Put(MessageId, Priority, Vec<u8>),
 }
 
 const KIND_RCPTS: u8 = 1;
 const KIND_REMOVE: u8 = 2;
 const KIND_EVENT: u8 = 3;
+const KIND_PUT: u8 = 4;
 
 fn encode(r: &Record, out: &mut Vec<u8>) -> io::Result<()> {
     let mut payload = Vec::with_capacity(64);
@@ -238,6 +140,7 @@ fn encode(r: &Record, out: &mut Vec<u8>) -> io::Result<()> {
         Record::Rcpts(id, lane, _) => (KIND_RCPTS, id, lane),
         Record::Remove(id, lane) => (KIND_REMOVE, id, lane),
         Record::Event(_) => (KIND_EVENT, &none.0, &none.1),
+        Record::Put(id, lane, _) => (KIND_PUT, id, lane),
     };
     payload.push(kind);
     payload.extend_from_slice(&id.as_u64().to_le_bytes());
@@ -246,7 +149,7 @@ fn encode(r: &Record, out: &mut Vec<u8>) -> io::Result<()> {
         Record::Rcpts(_, _, d) => {
             serde_json::to_writer(&mut payload, d).map_err(io::Error::other)?
         }
-        Record::Event(json) => payload.extend_from_slice(json),
+        Record::Event(bytes) | Record::Put(_, _, bytes) => payload.extend_from_slice(bytes),
         Record::Remove(..) => {}
     }
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -282,6 +185,7 @@ fn decode(mut bytes: &[u8]) -> Vec<Record> {
             },
             KIND_REMOVE => Record::Remove(id, lane),
             KIND_EVENT => Record::Event(payload[10..].to_vec()),
+            KIND_PUT => Record::Put(id, lane, payload[10..].to_vec()),
             _ => break,
         };
         out.push(rec);
@@ -320,6 +224,8 @@ impl Window {
                 self.events.push(json.clone());
                 Ok(())
             }
+            // the file was written before the record
+            Record::Put(..) => Ok(()),
         }
     }
 
@@ -363,18 +269,35 @@ impl Window {
 pub struct Commit(Option<oneshot::Receiver<io::Result<()>>>);
 
 impl Commit {
-    /// Waits for the commit from a thread outside the async runtime.
+    /// A commit with nothing left to wait for.
+    pub(crate) fn done() -> Commit {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Ok(()));
+        Commit(Some(rx))
+    }
+
+    /// Waits for the commit, blocking the thread (as the spool's file
+    /// operations do: from async code, `.await` it instead).
     pub fn wait(self) -> io::Result<()> {
-        match self.0 {
-            Some(rx) => rx
-                .blocking_recv()
-                .unwrap_or_else(|_| Err(io::Error::other("the spool journal stopped"))),
-            None => Err(io::Error::other("the spool journal is closed")),
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut commit = std::pin::pin!(self);
+        loop {
+            match commit.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(result) => return result,
+                std::task::Poll::Pending => std::thread::park(),
+            }
         }
     }
 }
 
-impl std::future::Future for Commit {
+impl Future for Commit {
     type Output = io::Result<()>;
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -444,15 +367,28 @@ impl Journal {
         fs::create_dir_all(&dir)?;
         let old = segments(&dir)?;
         let mut window = Window::default();
-        let mut replayed = 0;
+        let (mut replayed, mut restored) = (0, 0);
         for (_, path) in &old {
             let mut bytes = Vec::new();
             File::open(path)?.read_to_end(&mut bytes)?;
             for r in decode(&bytes) {
-                window.add(&r, &layout)?;
+                match &r {
+                    Record::Put(id, lane, file) => {
+                        restored += layout.restore(*id, *lane, file)? as usize
+                    }
+                    _ => window.add(&r, &layout)?,
+                }
                 replayed += 1;
             }
         }
+        if restored > 0 {
+            tracing::warn!(
+                restored,
+                "spool: message files a crash lost were written again from the journal"
+            );
+        }
+        // the restored files and the replayed outcomes, durable (syncfs)
+        // before the segments go
         window.write(&layout)?;
         for (_, path) in &old {
             fs::remove_file(path)?;
@@ -676,9 +612,17 @@ impl Writer {
 }
 
 fn checkpoint_thread(layout: &Layout, rx: mpsc::Receiver<Check>) {
+    // After a failed checkpoint every later segment stays too: a replay
+    // must see a message's records in order (a later segment's removal
+    // without the earlier one's new message, or the reverse, would lose
+    // or resurrect mail).
+    let mut failed = false;
     for c in rx {
         match c {
             Check::Window(w, segment) => match w.write(layout) {
+                Ok(()) if failed => {
+                    tracing::error!(segment = %segment.display(), "spool journal: segment kept for the next start (an earlier checkpoint failed)");
+                }
                 Ok(()) => {
                     if let Err(e) = fs::remove_file(&segment) {
                         tracing::error!(error = %e, segment = %segment.display(), "spool journal: cannot remove a checkpointed segment");
@@ -686,6 +630,7 @@ fn checkpoint_thread(layout: &Layout, rx: mpsc::Receiver<Check>) {
                 }
                 // the segment stays and is replayed at the next start
                 Err(e) => {
+                    failed = true;
                     tracing::error!(error = %e, segment = %segment.display(), "spool checkpoint failed")
                 }
             },

@@ -1,0 +1,170 @@
+//! Where a spool's files live: lane and shard directories, data, state and
+//! temp file names, and the file operations the store and the journal
+//! threads share (removal wherever a message's lane, the lane that holds
+//! it, `syncfs`).
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use laneway_common::{MessageId, Priority};
+
+use crate::journal::EventPersist;
+
+/// Where a spool's files live (shared by the store and its threads).
+pub(crate) struct Layout {
+    pub(crate) root: PathBuf,
+    pub(crate) shards: u32,
+    tmp_seq: AtomicU64,
+    /// Marks this process's temp files, so that recovery removes only
+    /// those an earlier process left.
+    pub(crate) tmp_tag: u32,
+    pub(crate) events: Option<Arc<dyn EventPersist>>,
+}
+
+impl std::fmt::Debug for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layout")
+            .field("root", &self.root)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Layout {
+    pub(crate) fn new(root: &Path, shards: u32, events: Option<Arc<dyn EventPersist>>) -> Layout {
+        Layout {
+            root: root.to_path_buf(),
+            shards: shards.max(1),
+            tmp_seq: AtomicU64::new(0),
+            tmp_tag: std::process::id()
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos())
+                    .unwrap_or(0),
+            events,
+        }
+    }
+
+    fn shard_of(&self, id: MessageId) -> u32 {
+        // Fibonacci hashing spreads ids whose low bits are a counter.
+        let h = id.as_u64().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        (h % self.shards as u64) as u32
+    }
+
+    pub(crate) fn shard_dir(&self, lane: Priority, shard: u32) -> PathBuf {
+        let name = if self.shards <= 256 {
+            format!("{shard:02x}")
+        } else {
+            format!("{shard:03x}")
+        };
+        self.root.join("lanes").join(lane.to_string()).join(name)
+    }
+
+    pub(crate) fn data_path(&self, lane: Priority, id: MessageId) -> PathBuf {
+        self.shard_dir(lane, self.shard_of(id)).join(id.to_string())
+    }
+
+    pub(crate) fn state_path(&self, lane: Priority, id: MessageId) -> PathBuf {
+        self.shard_dir(lane, self.shard_of(id))
+            .join(format!("{id}.st"))
+    }
+
+    /// A temp file beside `dest` (`<name>.<tag>-<n>.tmp`), renamed onto
+    /// it once written: in the shard directory rather than one directory
+    /// for all, because ext4 allocates a file's inode near its directory,
+    /// and one directory for every new file made all of them contend for
+    /// one block group's inode bitmap (and scan past its recently deleted
+    /// inodes): half the daemon's CPU time at 20 sessions.
+    pub(crate) fn tmp_path(&self, dest: &Path) -> PathBuf {
+        let n = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        dest.with_file_name(format!("{name}.{:08x}-{n}.tmp", self.tmp_tag))
+    }
+
+    /// Whether `name` is a temp file, and whether another process left it.
+    pub(crate) fn tmp_of_other_process(&self, name: &str) -> Option<bool> {
+        let stem = name.strip_suffix(".tmp")?;
+        Some(!stem.contains(&format!(".{:08x}-", self.tmp_tag)))
+    }
+
+    pub(crate) fn journal_dir(&self) -> PathBuf {
+        self.root.join("journal")
+    }
+
+    /// Removes a message's files, wherever its lane (a message moved to
+    /// another lane while its removal was queued is still removed).
+    pub(crate) fn remove(&self, id: MessageId, lane: Priority) -> io::Result<()> {
+        let lanes = std::iter::once(lane).chain(Priority::all().filter(|l| *l != lane));
+        for l in lanes {
+            match fs::remove_file(self.data_path(l, id)) {
+                Ok(()) => {
+                    return match fs::remove_file(self.state_path(l, id)) {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                        _ => Ok(()),
+                    };
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a data file (`bytes`, as `format::encode` made them) beside
+    /// its lane's others: a temp file, then a rename. No fsync: the
+    /// caller's journal record makes the message durable, the checkpoint's
+    /// `syncfs` the file.
+    pub(crate) fn write_data(&self, lane: Priority, id: MessageId, bytes: &[u8]) -> io::Result<()> {
+        let dest = self.data_path(lane, id);
+        let tmp = self.tmp_path(&dest);
+        let result = (|| {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            drop(f);
+            fs::rename(&tmp, &dest)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// At a replay: writes a message's data file again from its journal
+    /// record unless a complete one (length, trailer and checksum) is
+    /// there. Returns whether it wrote one.
+    pub(crate) fn restore(&self, id: MessageId, lane: Priority, bytes: &[u8]) -> io::Result<bool> {
+        let lane = self.lane_of(id, Some(lane)).unwrap_or(lane);
+        match fs::read(self.data_path(lane, id)) {
+            Ok(b) if crate::format::decode(&b).is_ok() => return Ok(false),
+            Ok(_) => {
+                tracing::warn!(id = %id, lane = %lane, "spool: a torn data file is written again from the journal")
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let dest = self.data_path(lane, id);
+        let _ = fs::remove_file(&dest);
+        self.write_data(lane, id, bytes)?;
+        Ok(true)
+    }
+
+    /// The lane whose directory holds the message's data file.
+    pub(crate) fn lane_of(&self, id: MessageId, hint: Option<Priority>) -> Option<Priority> {
+        let lanes = hint.into_iter().chain(Priority::all_desc());
+        lanes.into_iter().find(|l| self.data_path(*l, id).exists())
+    }
+
+    pub(crate) fn syncfs(&self) -> io::Result<()> {
+        let root = File::open(&self.root)?;
+        rustix::fs::syncfs(&root).map_err(io::Error::from)
+    }
+}
