@@ -1,4 +1,7 @@
-# The Debian package, built with cargo-deb from the release binary and
+# The Debian package, built with cargo-deb from the dev-profile binary the
+# tests already built (DEB_PROFILE=release for the optimised one that ships:
+# the recipe, the maintainer scripts and lintian's verdict are the same,
+# and a cold release build costs CI five minutes) and
 # never installed on this machine: its contents and maintainer scripts
 # (dpkg-deb), lintian, then an install, an upgrade with mail queued, a
 # removal and a purge in a throwaway root (dpkg --root; the maintainer
@@ -9,7 +12,8 @@ if ! cargo deb --version >/dev/null 2>&1; then
     echo "interop: installing cargo-deb $CARGO_DEB_VERSION"
     cargo install --quiet cargo-deb --version "$CARGO_DEB_VERSION" --locked --no-default-features --features gzip
 fi
-(cd "$ROOT" && cargo build --quiet --release -p laneway --bin laneway)
+DEB_PROFILE=${DEB_PROFILE:-dev}
+(cd "$ROOT" && cargo build --quiet --profile "$DEB_PROFILE" -p laneway --bin laneway)
 DEB_DIR="$WORK/deb"
 mkdir -p "$DEB_DIR"
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
@@ -17,8 +21,8 @@ ARCH=$(dpkg --print-architecture)
 # the package of this tree, and the same built as an older version for the upgrade
 # (the older first: cargo deb clears target/debian of other builds; the
 # older one without its .ddeb, which only the current one is checked for)
-(cd "$ROOT" && cargo deb --quiet -p laneway --no-build --no-dbgsym --strip --deb-revision 0 -o "$DEB_DIR/prev.deb" >/dev/null)
-(cd "$ROOT" && cargo deb --quiet -p laneway --no-build >/dev/null)
+(cd "$ROOT" && cargo deb --quiet -p laneway --profile "$DEB_PROFILE" --no-build --no-dbgsym --strip --deb-revision 0 -o "$DEB_DIR/prev.deb" >/dev/null)
+(cd "$ROOT" && cargo deb --quiet -p laneway --profile "$DEB_PROFILE" --no-build >/dev/null)
 DEB="$ROOT/target/debian/laneway_${VERSION}-1_${ARCH}.deb"
 DBGSYM="$ROOT/target/debian/laneway-dbgsym_${VERSION}-1_${ARCH}.ddeb"
 check "cargo deb: target/debian/laneway_${VERSION}-1_${ARCH}.deb and its -dbgsym .ddeb" \
