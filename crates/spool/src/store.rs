@@ -116,7 +116,7 @@ pub struct LaneCounts {
     pub lanes: std::collections::BTreeMap<String, u64>,
 }
 
-/// The largest data file that goes through the journal. A larger message
+/// The largest message (in bytes) that goes through the journal. A larger one
 /// is fsynced on its own (temp file, `fsync`, `rename`, `fsync` of the
 /// directory): its write, not the fsync, is what it costs, and through the
 /// journal it would be written twice and need twice its size free until
@@ -299,7 +299,7 @@ impl DiskStore {
         message: &[u8],
     ) -> io::Result<Commit> {
         let bytes = format::encode(envelope, message)?;
-        if bytes.len() > JOURNALED_UP_TO {
+        if message.len() > JOURNALED_UP_TO {
             self.write_atomic(&self.data_path(lane, id), &bytes)?;
             return Ok(Commit::done());
         }

@@ -245,7 +245,7 @@ async fn a_staged_message_is_in_the_journal_when_its_commit_resolves() {
     }
     // a large message is fsynced on its own, never copied into the journal
     let big = ids.next_id();
-    let body = vec![b'a'; crate::store::JOURNALED_UP_TO];
+    let body = vec![b'a'; crate::store::JOURNALED_UP_TO + 1];
     s.stage(big, lane, &env, &body).unwrap().await.unwrap();
     for (_, path) in segments(&dir.path().join("journal")).unwrap() {
         for r in decode(&fs::read(path).unwrap()) {
