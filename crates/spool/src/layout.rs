@@ -13,6 +13,11 @@ use laneway_common::{MessageId, Priority};
 
 use crate::journal::EventPersist;
 
+/// fsyncs a directory (its entries: a rename or a new file in it).
+pub(crate) fn fsync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// Where a spool's files live (shared by the store and its threads).
 pub(crate) struct Layout {
     pub(crate) root: PathBuf,
@@ -116,21 +121,27 @@ impl Layout {
         Ok(())
     }
 
-    /// Writes a data file (`bytes`, as `format::encode` made them) beside
-    /// its lane's others: a temp file, then a rename. No fsync: the
-    /// caller's journal record makes the message durable, the checkpoint's
-    /// `syncfs` the file.
-    pub(crate) fn write_data(&self, lane: Priority, id: MessageId, bytes: &[u8]) -> io::Result<()> {
-        let dest = self.data_path(lane, id);
-        let tmp = self.tmp_path(&dest);
+    /// Writes `bytes` to `dest` as a temp file beside it, renamed onto it.
+    /// `durable`: the file is fsynced before the rename and the directory
+    /// after it. Without: a new message's data file, made durable by its
+    /// journal record, and on disk after the checkpoint's `syncfs`.
+    pub(crate) fn write_file(&self, dest: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+        let tmp = self.tmp_path(dest);
         let result = (|| {
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&tmp)?;
             f.write_all(bytes)?;
+            if durable {
+                f.sync_all()?;
+            }
             drop(f);
-            fs::rename(&tmp, &dest)
+            fs::rename(&tmp, dest)?;
+            if durable {
+                fsync_dir(dest.parent().expect("spool paths have a parent"))?;
+            }
+            Ok(())
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -151,9 +162,7 @@ impl Layout {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let dest = self.data_path(lane, id);
-        let _ = fs::remove_file(&dest);
-        self.write_data(lane, id, bytes)?;
+        self.write_file(&self.data_path(lane, id), bytes, false)?;
         Ok(true)
     }
 

@@ -33,6 +33,7 @@ use laneway_common::{Envelope, MessageId, Priority};
 
 use crate::format;
 use crate::journal::{Commit, Journal, Layout, Record};
+use crate::layout::fsync_dir;
 use crate::state::MessageState;
 
 /// Errors opening the spool.
@@ -134,10 +135,6 @@ pub struct DiskStore {
 /// Whether a directory entry name is a message data file (16 hex digits).
 pub fn is_message_name(name: &str) -> bool {
     name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl DiskStore {
@@ -250,24 +247,6 @@ impl DiskStore {
         self.layout.state_path(lane, id)
     }
 
-    /// Writes `bytes` to `dest` durably: a temp file beside it, fsync,
-    /// rename, fsync of the directory.
-    fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.layout.tmp_path(dest);
-        let result = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, dest)?;
-            fsync_dir(dest.parent().expect("spool paths have a parent"))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
     /// Stores a new message durably in `lane`. When this returns `Ok` the
     /// message survives a crash or power loss. Blocks for the group
     /// commit; see [`DiskStore::stage`].
@@ -300,17 +279,20 @@ impl DiskStore {
     ) -> io::Result<Commit> {
         let bytes = format::encode(envelope, message)?;
         if message.len() > JOURNALED_UP_TO {
-            self.write_atomic(&self.data_path(lane, id), &bytes)?;
+            self.layout
+                .write_file(&self.data_path(lane, id), &bytes, true)?;
             return Ok(Commit::done());
         }
-        self.layout.write_data(lane, id, &bytes)?;
+        self.layout
+            .write_file(&self.data_path(lane, id), &bytes, false)?;
         Ok(self.journal.append(vec![Record::Put(id, lane, bytes)]))
     }
 
     /// Replaces the delivery state of a message atomically and durably.
     pub fn put_state(&self, id: MessageId, lane: Priority, state: &MessageState) -> io::Result<()> {
         let bytes = serde_json::to_vec(state).map_err(io::Error::other)?;
-        self.write_atomic(&self.state_path(lane, id), &bytes)
+        self.layout
+            .write_file(&self.state_path(lane, id), &bytes, true)
     }
 
     /// Whether a message with this id is spooled here (in any lane).

@@ -205,6 +205,19 @@ fn a_replay_writes_again_the_data_files_a_crash_lost_or_tore() {
     assert_eq!(segments(&dir.path().join("journal")).unwrap().len(), 1);
 }
 
+/// The messages whose Put records are in the spool's journal, in order.
+fn journaled_puts(root: &Path) -> Vec<MessageId> {
+    let mut out = Vec::new();
+    for (_, path) in segments(&root.join("journal")).unwrap() {
+        for r in decode(&fs::read(path).unwrap()) {
+            if let Record::Put(id, _, _) = r {
+                out.push(id);
+            }
+        }
+    }
+    out
+}
+
 /// A message staged but not yet committed is not acknowledged: the commit
 /// is what a front door waits for, and once it resolves the record is in
 /// the journal's current segment (fdatasynced) or already checkpointed.
@@ -224,14 +237,7 @@ async fn a_staged_message_is_in_the_journal_when_its_commit_resolves() {
     for c in commits {
         c.await.unwrap();
     }
-    let mut journaled = Vec::new();
-    for (_, path) in segments(&dir.path().join("journal")).unwrap() {
-        for r in decode(&fs::read(path).unwrap()) {
-            if let Record::Put(id, _, _) = r {
-                journaled.push(id);
-            }
-        }
-    }
+    let journaled = journaled_puts(dir.path());
     // in commit order; a checkpoint (every second) may have taken the
     // first ones already, having made their files durable
     assert!(
@@ -247,10 +253,6 @@ async fn a_staged_message_is_in_the_journal_when_its_commit_resolves() {
     let big = ids.next_id();
     let body = vec![b'a'; crate::store::JOURNALED_UP_TO + 1];
     s.stage(big, lane, &env, &body).unwrap().await.unwrap();
-    for (_, path) in segments(&dir.path().join("journal")).unwrap() {
-        for r in decode(&fs::read(path).unwrap()) {
-            assert!(!matches!(r, Record::Put(id, _, _) if id == big));
-        }
-    }
+    assert!(!journaled_puts(dir.path()).contains(&big));
     assert_eq!(s.get(big, lane).unwrap().message(), &body[..]);
 }
