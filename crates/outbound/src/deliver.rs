@@ -64,12 +64,11 @@ impl Dispatcher {
             throttled: false,
             reusable: true,
         };
-        let store = self.queue.store().clone();
         let (id, lane) = (item.id, item.lane);
-        let spooled = tokio::task::spawn_blocking(move || store.get(id, lane)).await;
-        let spooled = match spooled {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+        let inline = laneway_spool::store::read_inline(item.size, item.queued_at_ms);
+        let spooled = match self.queue.store().fetch(id, lane, inline).await {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 let q = self.queue.store().quarantine(id, lane).await;
                 tracing::error!(id = %id, error = %e, quarantine = ?q, "corrupt spool file quarantined");
                 let o = Outcome::permanent(
@@ -80,16 +79,11 @@ impl Dispatcher {
                 self.record_all(&item, o, None).await;
                 return done(0);
             }
-            other => {
-                let why = match other {
-                    Ok(Err(e)) => e.to_string(),
-                    Err(e) => e.to_string(),
-                    Ok(Ok(_)) => unreachable!("handled above"),
-                };
+            Err(e) => {
                 let o = Outcome::transient(
                     Stage::Local,
                     Status::new(4, 3, 0),
-                    format!("Cannot read the message from the spool: {why}"),
+                    format!("Cannot read the message from the spool: {e}"),
                 );
                 self.record_all(&item, o, None).await;
                 return done(0);

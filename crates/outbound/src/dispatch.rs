@@ -192,11 +192,10 @@ impl Dispatcher {
     /// Whether the item's message said `TLS-Required: No` (read from the
     /// spool; only on the path where a recipient policy stopped delivery).
     async fn tls_optional(&self, item: &WorkItem) -> bool {
-        let store = self.queue.store().clone();
-        let (id, lane) = (item.id, item.lane);
+        let inline = laneway_spool::store::read_inline(item.size, item.queued_at_ms);
         matches!(
-            tokio::task::spawn_blocking(move || store.get(id, lane)).await,
-            Ok(Ok(s)) if s.envelope.tls_optional
+            self.queue.store().fetch(item.id, item.lane, inline).await,
+            Ok(s) if s.envelope.tls_optional
         )
     }
 

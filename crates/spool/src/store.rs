@@ -20,7 +20,8 @@
 //! message over [`JOURNALED_UP_TO`] is fsynced on its own instead.) State
 //! files written here (`put_state`) are fsynced on their own: a temp file
 //! → `fsync` → `rename` → `fsync` of the directory. The methods block:
-//! call them from `spawn_blocking` (or await a [`Commit`]).
+//! call them from `spawn_blocking` (or await a [`Commit`], or use
+//! [`DiskStore::fetch`] to read).
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -123,6 +124,17 @@ pub struct LaneCounts {
 /// journal it would be written twice and need twice its size free until
 /// the next checkpoint.
 pub const JOURNALED_UP_TO: usize = 256 << 10;
+
+/// Whether [`DiskStore::fetch`] may read a message of `size` bytes queued
+/// at `queued_at_ms` on an async worker: journaled and from the last
+/// minute, so that its file is almost surely still in the page cache
+/// (written there moments ago). Handing such a read to a blocking thread
+/// cost two thread wake-ups, more than the read; an older or larger one
+/// may wait for the disk and goes to a blocking thread.
+pub fn read_inline(size: u64, queued_at_ms: u64) -> bool {
+    size <= JOURNALED_UP_TO as u64
+        && laneway_common::envelope::now_ms().saturating_sub(queued_at_ms) < 60_000
+}
 
 /// The fsync-durable on-disk spool.
 #[derive(Debug)]
@@ -298,6 +310,23 @@ impl DiskStore {
     /// Whether a message with this id is spooled here (in any lane).
     pub fn contains(&self, id: MessageId) -> bool {
         self.layout.lane_of(id, None).is_some()
+    }
+
+    /// [`DiskStore::get`] from async code: on the calling worker when
+    /// `inline` (see [`read_inline`]), else on a blocking thread.
+    pub async fn fetch(
+        self: &Arc<Self>,
+        id: MessageId,
+        lane: Priority,
+        inline: bool,
+    ) -> io::Result<Spooled> {
+        if inline {
+            return self.get(id, lane);
+        }
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.get(id, lane))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Reads a message back, verifying its checksum.

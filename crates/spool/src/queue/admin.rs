@@ -255,11 +255,7 @@ impl Queue {
                 },
             )
         };
-        let store = self.store.clone();
-        let spooled = tokio::task::spawn_blocking(move || store.get(id, lane))
-            .await
-            .map_err(|e| AdminError::Io(e.to_string()))?;
-        if let Ok(s) = spooled {
+        if let Ok(s) = self.store.fetch(id, lane, false).await {
             detail.envelope = serde_json::to_value(&s.envelope).unwrap_or_default();
         }
         Ok(detail)
@@ -311,9 +307,7 @@ impl Queue {
         if let Some(n) = notifier
             && !pending.is_empty()
         {
-            let store = self.store.clone();
-            if let Ok(Ok(original)) = tokio::task::spawn_blocking(move || store.get(id, lane)).await
-            {
+            if let Ok(original) = self.store.fetch(id, lane, false).await {
                 n.notify(
                     &original,
                     Notice {

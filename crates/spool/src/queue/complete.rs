@@ -126,11 +126,12 @@ impl Queue {
         };
         let needs_original = !failed.is_empty() || !relayed.is_empty() || !delayed.is_empty();
         if needs_original {
-            let store = self.store.clone();
-            let id = item.id;
-            let original = tokio::task::spawn_blocking(move || store.get(id, lane)).await;
-            match original {
-                Ok(Ok(original)) => {
+            let (id, inline) = (
+                item.id,
+                crate::store::read_inline(item.size, item.queued_at_ms),
+            );
+            match self.store.fetch(id, lane, inline).await {
+                Ok(original) => {
                     for (action, rcpts) in [
                         (DsnAction::Failed, failed),
                         (DsnAction::Relayed, relayed),
@@ -151,10 +152,9 @@ impl Queue {
                         }
                     }
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     tracing::error!(id = %id, error = %e, "cannot read the message to write its DSN")
                 }
-                Err(e) => tracing::error!(id = %id, error = %e, "DSN task failed"),
             }
             self.done_reading(id);
         }

@@ -68,21 +68,16 @@ impl Queue {
             }
             (lane, state)
         };
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.get(id, lane)).await {
-            Ok(Ok(spooled)) => Ok(Exported {
+        match self.store.fetch(id, lane, false).await {
+            Ok(spooled) => Ok(Exported {
                 id,
                 lane,
                 state,
                 spooled,
             }),
-            Ok(Err(e)) => {
-                self.put_back(id);
-                Err(AdminError::Io(format!("reading {id}: {e}")))
-            }
             Err(e) => {
                 self.put_back(id);
-                Err(AdminError::Io(e.to_string()))
+                Err(AdminError::Io(format!("reading {id}: {e}")))
             }
         }
     }
