@@ -199,11 +199,28 @@ impl ContentReader {
     /// to the next command); `None` when all of `input` was consumed.
     /// For BDAT, feed exactly the chunk's bytes; it always returns `None`.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-        for (i, &b) in input.iter().enumerate() {
+        let mut i = 0;
+        while i < input.len() {
+            if self.at == At::Mid {
+                // The body of a line, in one piece: the bytes up to the
+                // next CR, LF or NUL are plain content (what feeding them
+                // one by one would do, without a state change per byte:
+                // that was a fifth of the CPU time of 100 KB messages).
+                let rest = &input[i..];
+                let run = memchr::memchr3(b'\r', b'\n', 0, rest).unwrap_or(rest.len());
+                if run > 0 {
+                    self.line_len += run;
+                    self.emit(out, &rest[..run]);
+                    i += run;
+                    continue;
+                }
+            }
+            let b = input[i];
+            i += 1;
             match (self.at, b) {
                 (At::LineStart, b'.') if self.dot_stuffed => self.at = At::Dot,
                 (At::Dot, b'\r') => self.at = At::DotCr,
-                (At::DotCr, b'\n') => return Some(i + 1),
+                (At::DotCr, b'\n') => return Some(i),
                 (At::DotCr, _) => {
                     // ".<CR>x": the dot was stuffing; the CR is bare.
                     self.problems.bare_cr = true;
@@ -316,6 +333,62 @@ mod tests {
         assert_eq!(r.feed(b"\r\n.\r\n", &mut out2), Some(5));
         assert_eq!(out, b"Subject: x\r\n\r\nline\r\n.\r\n");
         assert!(out2.starts_with(b"Subject: x\r\n\r\nline\r\n.\r\n"));
+    }
+
+    /// Whole buffers (where a line's body is taken in one piece) and one
+    /// byte at a time frame any input alike: the same end, content, size
+    /// and problems, under both bare-LF policies and with the size limit
+    /// crossed mid-line. Inputs from a small alphabet of the bytes that
+    /// matter, many thousands of them (a fixed seed: the same every run).
+    #[test]
+    fn whole_buffers_and_single_bytes_frame_alike() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b".\r\n\0a: \tb";
+        for case in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let input: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let bare_lf = if case % 2 == 0 {
+                BareLf::Reject
+            } else {
+                BareLf::Normalize
+            };
+            let mut l = ContentLimits::new(if case % 3 == 0 { 7 } else { 1 << 20 }, bare_lf);
+            l.max_line = 12;
+            l.max_header_fields = 2;
+            for dot_stuffed in [true, false] {
+                let reader = || ContentReader::new(l, dot_stuffed);
+                let (mut whole, mut out_whole) = (reader(), Vec::new());
+                let end_whole = whole.feed(&input, &mut out_whole);
+                let (mut single, mut out_single) = (reader(), Vec::new());
+                let mut end_single = None;
+                for (i, b) in input.iter().enumerate() {
+                    if single
+                        .feed(std::slice::from_ref(b), &mut out_single)
+                        .is_some()
+                    {
+                        end_single = Some(i + 1);
+                        break;
+                    }
+                }
+                let what = format!(
+                    "{:?} {bare_lf:?} dot_stuffed={dot_stuffed}",
+                    input.escape_ascii().to_string()
+                );
+                assert_eq!(end_whole, end_single, "{what}");
+                assert_eq!(out_whole, out_single, "{what}");
+                assert_eq!(whole.size(), single.size(), "{what}");
+                assert_eq!(whole.problems(), single.problems(), "{what}");
+                assert_eq!(whole.at, single.at, "{what}");
+            }
+        }
     }
 
     #[test]
