@@ -207,6 +207,10 @@ impl DiskStore {
             fs::create_dir_all(&p).map_err(at(&p))?;
         }
         for lane in Priority::all() {
+            // the lane's shard directories, each in a block group of its own
+            let p = root.join("lanes").join(lane.to_string());
+            fs::create_dir_all(&p).map_err(at(&p))?;
+            crate::layout::spread_subdirs(&p);
             for shard in 0..layout.shards {
                 let p = layout.shard_dir(lane, shard);
                 fs::create_dir_all(&p).map_err(at(&p))?;
