@@ -65,8 +65,7 @@ impl Dispatcher {
             reusable: true,
         };
         let (id, lane) = (item.id, item.lane);
-        let inline = laneway_spool::store::read_inline(item.size, item.queued_at_ms);
-        let spooled = match self.queue.store().fetch(id, lane, inline).await {
+        let spooled = match self.queue.store().fetch(id, lane, item.read_inline()).await {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 let q = self.queue.store().quarantine(id, lane).await;

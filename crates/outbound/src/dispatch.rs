@@ -192,9 +192,11 @@ impl Dispatcher {
     /// Whether the item's message said `TLS-Required: No` (read from the
     /// spool; only on the path where a recipient policy stopped delivery).
     async fn tls_optional(&self, item: &WorkItem) -> bool {
-        let inline = laneway_spool::store::read_inline(item.size, item.queued_at_ms);
         matches!(
-            self.queue.store().fetch(item.id, item.lane, inline).await,
+            self.queue
+                .store()
+                .fetch(item.id, item.lane, item.read_inline())
+                .await,
             Ok(s) if s.envelope.tls_optional
         )
     }

@@ -79,13 +79,17 @@ impl Layout {
         (h % self.shards as u64) as u32
     }
 
+    pub(crate) fn lane_dir(&self, lane: Priority) -> PathBuf {
+        self.root.join("lanes").join(lane.to_string())
+    }
+
     pub(crate) fn shard_dir(&self, lane: Priority, shard: u32) -> PathBuf {
         let name = if self.shards <= 256 {
             format!("{shard:02x}")
         } else {
             format!("{shard:03x}")
         };
-        self.root.join("lanes").join(lane.to_string()).join(name)
+        self.lane_dir(lane).join(name)
     }
 
     pub(crate) fn data_path(&self, lane: Priority, id: MessageId) -> PathBuf {
@@ -211,7 +215,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let probe = dir.path().join("probe");
         fs::create_dir(&probe).unwrap();
-        crate::layout::spread_subdirs(&probe);
+        spread_subdirs(&probe);
         let flags = |p: &Path| ioctl_getflags(File::open(p).unwrap()).ok();
         let takes_it = flags(&probe).is_some_and(|f| f.contains(IFlags::TOPDIR));
         let (_s, _, _) = crate::store::DiskStore::open(&dir.path().join("spool"), 4).unwrap();

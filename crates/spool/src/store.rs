@@ -125,17 +125,6 @@ pub struct LaneCounts {
 /// the next checkpoint.
 pub const JOURNALED_UP_TO: usize = 256 << 10;
 
-/// Whether [`DiskStore::fetch`] may read a message of `size` bytes queued
-/// at `queued_at_ms` on an async worker: journaled and from the last
-/// minute, so that its file is almost surely still in the page cache
-/// (written there moments ago). Handing such a read to a blocking thread
-/// cost two thread wake-ups, more than the read; an older or larger one
-/// may wait for the disk and goes to a blocking thread.
-pub fn read_inline(size: u64, queued_at_ms: u64) -> bool {
-    size <= JOURNALED_UP_TO as u64
-        && laneway_common::envelope::now_ms().saturating_sub(queued_at_ms) < 60_000
-}
-
 /// The fsync-durable on-disk spool.
 #[derive(Debug)]
 pub struct DiskStore {
@@ -208,7 +197,7 @@ impl DiskStore {
         }
         for lane in Priority::all() {
             // the lane's shard directories, each in a block group of its own
-            let p = root.join("lanes").join(lane.to_string());
+            let p = layout.lane_dir(lane);
             fs::create_dir_all(&p).map_err(at(&p))?;
             crate::layout::spread_subdirs(&p);
             for shard in 0..layout.shards {
@@ -317,7 +306,8 @@ impl DiskStore {
     }
 
     /// [`DiskStore::get`] from async code: on the calling worker when
-    /// `inline` (see [`read_inline`]), else on a blocking thread.
+    /// `inline` (for a delivery, [`crate::queue::WorkItem::read_inline`]),
+    /// else on a blocking thread.
     pub async fn fetch(
         self: &Arc<Self>,
         id: MessageId,

@@ -126,11 +126,8 @@ impl Queue {
         };
         let needs_original = !failed.is_empty() || !relayed.is_empty() || !delayed.is_empty();
         if needs_original {
-            let (id, inline) = (
-                item.id,
-                crate::store::read_inline(item.size, item.queued_at_ms),
-            );
-            match self.store.fetch(id, lane, inline).await {
+            let id = item.id;
+            match self.store.fetch(id, lane, item.read_inline()).await {
                 Ok(original) => {
                     for (action, rcpts) in [
                         (DsnAction::Failed, failed),

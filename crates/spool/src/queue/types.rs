@@ -148,6 +148,19 @@ pub struct WorkItem {
     pub size: u64,
 }
 
+impl WorkItem {
+    /// Whether its message may be read on an async worker
+    /// ([`crate::store::DiskStore::fetch`]): journaled and from the last
+    /// minute, so that its file is almost surely still in the page cache
+    /// (written there moments ago). Handing such a read to a blocking
+    /// thread cost two thread wake-ups, more than the read; an older or
+    /// larger one may wait for the disk and goes to a blocking thread.
+    pub fn read_inline(&self) -> bool {
+        self.size <= crate::store::JOURNALED_UP_TO as u64
+            && laneway_common::envelope::now_ms().saturating_sub(self.queued_at_ms) < 60_000
+    }
+}
+
 /// What the dispatcher should do next.
 #[derive(Debug, Default)]
 pub struct Poll {
