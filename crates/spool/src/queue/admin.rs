@@ -15,15 +15,16 @@ use super::site::Health;
 use laneway_common::delivery::{Outcome, Stage, Status};
 use laneway_common::domain::DomainPattern;
 
+use super::compact::DomainId;
 use super::{DsnAction, Entry, Notice, Notifier, Queue, Ticket, schedule_domains};
 use crate::state::RcptStatus;
 
 fn state_of(e: &Entry) -> &'static str {
     if e.rcpts.iter().any(|r| r.busy) {
         "active"
-    } else if e.tickets.iter().any(|(_, t)| *t == Ticket::Ready) {
+    } else if e.tickets().any(|(_, t)| t == Ticket::Ready) {
         "ready"
-    } else if e.tickets.iter().any(|(_, t)| *t == Ticket::Waiting) {
+    } else if e.tickets().any(|(_, t)| t == Ticket::Waiting) {
         "resolving"
     } else {
         "deferred"
@@ -31,10 +32,9 @@ fn state_of(e: &Entry) -> &'static str {
 }
 
 fn next_attempt(e: &Entry) -> Option<String> {
-    e.tickets
-        .iter()
+    e.tickets()
         .filter_map(|(_, t)| match t {
-            Ticket::Timer(at) => Some(*at),
+            Ticket::Timer(at) => Some(at),
             _ => None,
         })
         .min()
@@ -83,10 +83,8 @@ impl Queue {
         // deferred work per site, through the routed domain of each timer
         let mut waiting: std::collections::HashMap<&str, u64> = Default::default();
         for e in st.entries.values() {
-            for (d, t) in &e.tickets {
-                if let (Ticket::Timer(_), Some(site)) =
-                    (t, st.domains.get(d).and_then(|x| x.site.as_deref()))
-                {
+            for (d, t) in e.tickets() {
+                if let (Ticket::Timer(_), Some(site)) = (t, st.domains.get(d).site.as_deref()) {
                     *waiting.entry(site).or_default() += 1;
                 }
             }
@@ -100,9 +98,9 @@ impl Queue {
             }
         }
         let mut routed: std::collections::HashMap<&str, Vec<String>> = Default::default();
-        for (name, d) in &st.domains {
+        for d in st.domains.iter() {
             if let Some(site) = &d.site {
-                routed.entry(site).or_default().push(name.to_string());
+                routed.entry(site).or_default().push(d.name.to_string());
             }
         }
         let mut destinations: Vec<DestinationSummary> = st
@@ -186,7 +184,11 @@ impl Queue {
             Some(s) => st.entries.range(s..),
             None => st.entries.range(..),
         };
-        let domain = f.domain.as_ref().map(|d| d.to_ascii_lowercase());
+        // a domain no queued mail has matches nothing
+        let domain = f
+            .domain
+            .as_ref()
+            .map(|d| st.domains.find(&d.to_ascii_lowercase()));
         let mut out = Vec::new();
         let mut next = None;
         for (id, e) in range {
@@ -194,10 +196,10 @@ impl Queue {
                 || f.sender
                     .as_ref()
                     .is_some_and(|s| !s.eq_ignore_ascii_case(&e.sender))
-                || domain.as_ref().is_some_and(|d| {
+                || domain.is_some_and(|d| {
                     !e.rcpts
                         .iter()
-                        .any(|r| !r.status.is_final() && &*r.domain == d.as_str())
+                        .any(|r| !r.status.is_final() && Some(r.domain) == d)
                 })
                 || f.state.as_ref().is_some_and(|s| s != state_of(e))
             {
@@ -228,7 +230,7 @@ impl Queue {
                         RcptStatus::Failed => "failed",
                     }
                     .to_string(),
-                    attempts: r.attempts,
+                    attempts: r.attempts.into(),
                     last_reply: r.last.as_deref().map(Outcome::to_string),
                     next_attempt: (!r.status.is_final() && r.next_ms > 0)
                         .then(|| rfc3339(r.next_ms)),
@@ -299,7 +301,7 @@ impl Queue {
                     set.retain(|(m, _)| *m != id);
                 }
             }
-            for d in st.domains.values_mut() {
+            for d in st.domains.iter_mut() {
                 d.waiting.retain(|m| *m != id);
             }
             (lane, pending)
@@ -343,14 +345,13 @@ impl Queue {
                 changed = true;
             }
         }
-        let timers: Vec<Arc<str>> = e
-            .tickets
-            .iter()
+        let timers: Vec<DomainId> = e
+            .tickets()
             .filter(|(_, t)| matches!(t, Ticket::Timer(_)))
-            .map(|(d, _)| d.clone())
+            .map(|(d, _)| d)
             .collect();
         for d in &timers {
-            e.set_ticket(d, None);
+            e.set_ticket(*d, None);
         }
         changed || !timers.is_empty()
     }
@@ -389,7 +390,7 @@ impl Queue {
         let ids: Vec<MessageId> = st
             .entries
             .iter()
-            .filter(|(_, e)| e.tickets.iter().any(|(_, t)| matches!(t, Ticket::Timer(_))))
+            .filter(|(_, e)| e.tickets().any(|(_, t)| matches!(t, Ticket::Timer(_))))
             .map(|(id, _)| *id)
             .collect();
         for id in &ids {
@@ -416,16 +417,15 @@ impl Queue {
                 return Ok(());
             }
             e.moving = true;
-            let ready: Vec<Arc<str>> = e
-                .tickets
-                .iter()
+            let ready: Vec<DomainId> = e
+                .tickets()
                 .filter(|(_, t)| *t == Ticket::Ready)
-                .map(|(d, _)| d.clone())
+                .map(|(d, _)| d)
                 .collect();
-            for d in &ready {
-                let site = st.domains.get(d).and_then(|x| x.site.clone());
+            for &d in &ready {
+                let site = st.domains.get(d).site.clone();
                 if let Some(s) = site.and_then(|k| st.sites.get_mut(&k)) {
-                    s.lanes[old.index()].remove(&(id, d.clone()));
+                    s.lanes[old.index()].remove(&(id, d));
                 }
             }
             (old, ready, self.store.relane(id, old, lane))
@@ -446,10 +446,10 @@ impl Queue {
                     st.lane_in[now_lane.index()] += 1;
                 }
             }
-            for d in &ready {
-                let site = st.domains.get(d).and_then(|x| x.site.clone());
+            for &d in &ready {
+                let site = st.domains.get(d).site.clone();
                 if let Some(s) = site.and_then(|k| st.sites.get_mut(&k)) {
-                    s.lanes[now_lane.index()].insert((id, d.clone()));
+                    s.lanes[now_lane.index()].insert((id, d));
                 }
             }
             deleted
@@ -513,9 +513,9 @@ impl Queue {
             .filter_map(|s| DomainPattern::parse(s).ok())
             .collect();
         let mut sites: std::collections::HashMap<Arc<str>, bool> = std::collections::HashMap::new();
-        for (name, d) in &st.domains {
+        for d in st.domains.iter() {
             if let Some(site) = &d.site {
-                let hit = held.iter().any(|p| p.matches(name));
+                let hit = held.iter().any(|p| p.matches(&d.name));
                 *sites.entry(site.clone()).or_default() |= hit;
             }
         }

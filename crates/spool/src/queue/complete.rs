@@ -73,7 +73,7 @@ impl Queue {
                     continue; // recorded already, or not part of this attempt
                 }
                 r.busy = false;
-                r.attempts += 1;
+                r.attempts = r.attempts.saturating_add(1);
                 changed.push(idx);
                 let mut a = Applied::new(idx, outcome);
                 match a.outcome.disposition {
@@ -94,8 +94,13 @@ impl Queue {
                         failed.push((idx, a.outcome.clone()));
                     }
                     Disposition::Transient => {
-                        r.next_ms =
-                            next_attempt_ms(&policy, r.attempts, e.queued_at_ms, now, jitter);
+                        r.next_ms = next_attempt_ms(
+                            &policy,
+                            r.attempts.into(),
+                            e.queued_at_ms,
+                            now,
+                            jitter,
+                        );
                         a.next_attempt_ms = Some(r.next_ms);
                         delayed.push((idx, a.outcome.clone()));
                     }
@@ -255,7 +260,7 @@ fn attempt_events(
     now: u64,
 ) -> Vec<Event> {
     let stamp = |mut ev: Event, idx: usize| {
-        ev.attempt = e.rcpts.get(idx).map(|r| r.attempts);
+        ev.attempt = e.rcpts.get(idx).map(|r| r.attempts.into());
         ev.queue_time_ms = Some(now.saturating_sub(e.queued_at_ms));
         ev.tls = via.tls_policy.as_ref().map(|p| EventTls {
             version: via.tls.clone(),

@@ -63,7 +63,7 @@ impl Queue {
                     set.retain(|(m, _)| *m != id);
                 }
             }
-            for d in st.domains.values_mut() {
+            for d in st.domains.iter_mut() {
                 d.waiting.retain(|m| *m != id);
             }
             (lane, state)

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use laneway_common::{LaneSet, MessageId, Priority};
 
+use super::compact::DomainId;
 use super::restrict::{Held, Phase};
 use super::site::{GrantState, Site};
 use super::{
@@ -46,17 +47,17 @@ impl Queue {
             let valid = st
                 .entries
                 .get(&id)
-                .is_some_and(|e| e.ticket(&domain) == Some(Ticket::Timer(due)));
+                .is_some_and(|e| e.ticket(domain) == Some(Ticket::Timer(due)));
             if valid {
-                make_ready(&mut st, id, &domain, now, &self.work);
+                make_ready(&mut st, id, domain, now, &self.work);
             }
         }
         let st = &mut *st;
-        for (name, d) in st.domains.iter_mut() {
+        for d in st.domains.iter_mut() {
             if (!d.waiting.is_empty() || d.stale) && !d.resolving {
                 d.resolving = true;
                 d.stale = false;
-                poll.resolve.push(name.clone());
+                poll.resolve.push(d.name.clone());
             }
         }
         // Sites with ready work, highest lane first, then least recently served.
@@ -162,14 +163,14 @@ impl Queue {
         let now = self.clock.now_ms();
         let pools = self.settings().pools.len();
         let mut st = self.lock();
-        let Some(d) = st.domains.get_mut(domain) else {
+        let Some(key) = st.domains.find(domain) else {
             return;
         };
+        let d = st.domains.get_mut(key);
         d.resolving = false;
         d.site = Some(info.key.clone());
         d.expires_ms = now.saturating_add(info.ttl_ms);
         let waiting = std::mem::take(&mut d.waiting);
-        let key = domain_key(&st.domains, domain);
         let suspended = st.suspended.iter().any(|p| {
             laneway_common::domain::DomainPattern::parse(p).is_ok_and(|p| p.matches(domain))
         });
@@ -183,8 +184,8 @@ impl Queue {
             site.suspended = true;
         }
         for id in waiting {
-            if st.entries.get(&id).and_then(|e| e.ticket(domain)) == Some(Ticket::Waiting) {
-                make_ready(&mut st, id, &key, now, &self.work);
+            if st.entries.get(&id).and_then(|e| e.ticket(key)) == Some(Ticket::Waiting) {
+                make_ready(&mut st, id, key, now, &self.work);
             }
         }
         drop(st);
@@ -199,9 +200,10 @@ impl Queue {
         let now = self.clock.now_ms();
         let max = self.settings().max_recipients;
         let mut st = self.lock();
-        let Some(d) = st.domains.get_mut(domain) else {
+        let Some(key) = st.domains.find(domain) else {
             return Vec::new();
         };
+        let d = st.domains.get_mut(key);
         d.resolving = false;
         if permanent {
             d.site = None;
@@ -209,10 +211,10 @@ impl Queue {
             d.expires_ms = now + 60_000;
         }
         let waiting = std::mem::take(&mut d.waiting);
-        let key = domain_key(&st.domains, domain);
+        let st = &mut *st;
         let mut out = Vec::new();
         for id in waiting {
-            if let Some((item, _)) = build_item(&mut st.entries, id, &key, now, max) {
+            if let Some((item, _)) = build_item(&mut st.entries, &st.domains, id, key, now, max) {
                 out.push(item);
             }
         }
@@ -256,7 +258,7 @@ impl Queue {
             for lane in open.iter_desc().filter(|l| *l >= min_lane) {
                 loop {
                     let site = st.sites.get_mut(&grant.site).expect("site");
-                    let Some((id, domain)) = site.lanes[lane.index()].first().cloned() else {
+                    let Some((id, domain)) = site.lanes[lane.index()].first().copied() else {
                         break;
                     };
                     let hold = shaping.as_ref().and_then(|n| st.restrictions.get(n));
@@ -273,8 +275,9 @@ impl Queue {
                     if let Some(wait) = site.pool_token_wait(grant.pool, now) {
                         return Take::Wait(wait);
                     }
-                    site.lanes[lane.index()].remove(&(id, domain.clone()));
-                    let Some((item, more)) = build_item(&mut st.entries, id, &domain, now, max)
+                    site.lanes[lane.index()].remove(&(id, domain));
+                    let Some((item, more)) =
+                        build_item(&mut st.entries, &st.domains, id, domain, now, max)
                     else {
                         continue; // stale: the message went away or has nothing due
                     };
@@ -287,9 +290,9 @@ impl Queue {
                         h.consume(now);
                     }
                     if more {
-                        site.lanes[lane.index()].insert((id, domain.clone()));
+                        site.lanes[lane.index()].insert((id, domain));
                         if let Some(e) = st.entries.get_mut(&id) {
-                            e.set_ticket(&domain, Some(Ticket::Ready));
+                            e.set_ticket(domain, Some(Ticket::Ready));
                         }
                     }
                     grant.carried += 1;
@@ -350,7 +353,7 @@ impl Queue {
             }
         }
         if report.connect_failed && site.failures >= DEAD_AFTER && site.active() == 0 {
-            let drained: Vec<(Priority, MessageId, Arc<str>)> = site
+            let drained: Vec<(Priority, MessageId, DomainId)> = site
                 .lanes
                 .iter_mut()
                 .enumerate()
@@ -362,7 +365,9 @@ impl Queue {
                 })
                 .collect();
             for (_, id, domain) in drained {
-                if let Some((item, _)) = build_item(&mut st.entries, id, &domain, now, max) {
+                if let Some((item, _)) =
+                    build_item(&mut st.entries, &st.domains, id, domain, now, max)
+                {
                     deferred.push(item);
                 }
             }
@@ -385,12 +390,4 @@ fn held<'a>(
 fn open_lanes(hold: Option<&Held>, lanes: LaneSet, now: u64) -> LaneSet {
     let blocked = hold.map(|h| h.restriction.blocked(now)).unwrap_or_default();
     LaneSet::from_bits(lanes.bits() & !blocked.bits())
-}
-
-/// The interned key of a known domain.
-fn domain_key(domains: &std::collections::HashMap<Arc<str>, super::Domain>, d: &str) -> Arc<str> {
-    domains
-        .get_key_value(d)
-        .map(|(k, _)| k.clone())
-        .expect("a known domain")
 }

@@ -108,7 +108,7 @@ pub struct ConnReport {
 pub(crate) struct Site {
     pub key: Arc<str>,
     pub limits: SiteLimits,
-    pub lanes: [BTreeSet<(MessageId, Arc<str>)>; 10],
+    pub lanes: [BTreeSet<(MessageId, super::compact::DomainId)>; 10],
     pub regular: usize,
     pub reserved: usize,
     pub idle: Vec<usize>,
