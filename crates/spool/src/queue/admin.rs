@@ -180,10 +180,7 @@ impl Queue {
         let start = f
             .cursor
             .map(|c| MessageId::from_u64(c.as_u64().saturating_add(1)));
-        let range = match start {
-            Some(s) => st.entries.range(s..),
-            None => st.entries.range(..),
-        };
+        let range = st.entries.range(start);
         // a domain no queued mail has matches nothing
         let domain = f
             .domain
