@@ -196,7 +196,7 @@ struct State {
 /// The last few envelope senders, so that the messages of one campaign
 /// (which arrive together, from one sender) share one copy of it: an
 /// allocation of 48 bytes or more less per queued message, which costs
-/// about 200 in all (see the spool crate's `queue_memory` example). A small
+/// about 190 in all (see the spool crate's `queue_memory` example). A small
 /// fixed set, not an interner: it never needs sweeping.
 #[derive(Debug, Default)]
 struct Senders {
