@@ -2,8 +2,9 @@
 //! domain as a 4-byte [`DomainId`] (not a 16-byte `Arc<str>`), a short
 //! address in place ([`Addr`], not a heap allocation of its own), and a
 //! ticket in 16 bytes ([`TicketSlot`]), and the entries in a slab
-//! ([`Entries`]). With a million messages queued these are ~90 bytes per
-//! message, 85 MiB (issue 17's memory target).
+//! ([`Entries`]). Together they took a single-recipient message from 279
+//! to about 190 bytes: 85 MiB less with a million queued (issue 17's
+//! memory target; the `queue_memory` example measures it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -66,6 +67,9 @@ impl Domains {
         self.list.iter_mut()
     }
 }
+
+/// Slabs smaller than this are never compacted (it would gain little).
+const COMPACT_FROM: usize = 4096;
 
 /// Bytes an [`Addr`] holds in place.
 const INLINE: usize = 22;
@@ -156,10 +160,11 @@ impl TicketSlot {
 }
 
 /// The queued messages by id, in id order: the entries in one slab (no
-/// allocation each: a boxed 120-byte entry takes a 128-byte chunk) and the
-/// order in a map of 4-byte slab indexes (a leaf of the map holds 12
-/// bytes per message where it held 16). A freed slot is reused; the slab
-/// keeps its length after a backlog has drained.
+/// allocation each, so no chunk header each) and the order in a map of
+/// 4-byte slab indexes (a leaf of the map holds 12 bytes per message where
+/// it held 16). A freed slot is reused; once three quarters of a large
+/// slab are free it is compacted, so a drained backlog gives its memory
+/// back.
 #[derive(Debug, Default)]
 pub(super) struct Entries {
     index: BTreeMap<MessageId, u32>,
@@ -208,7 +213,24 @@ impl Entries {
     pub(super) fn remove(&mut self, id: &MessageId) -> Option<Entry> {
         let i = self.index.remove(id)?;
         self.free.push(i);
-        self.slab[i as usize].take()
+        let e = self.slab[i as usize].take();
+        if self.slab.len() >= COMPACT_FROM && self.index.len() < self.slab.len() / 4 {
+            self.compact();
+        }
+        e
+    }
+
+    /// Moves the entries to a slab of their own size (in id order), so
+    /// that the old one is freed. Amortised: it follows the removal of
+    /// three quarters of the slab.
+    fn compact(&mut self) {
+        let mut slab = Vec::with_capacity(self.index.len());
+        for i in self.index.values_mut() {
+            slab.push(self.slab[*i as usize].take());
+            *i = u32::try_from(slab.len() - 1).expect("fewer than 2^32 queued messages");
+        }
+        self.slab = slab;
+        self.free = Vec::new();
     }
 
     /// The entries from `start` on (all without), in id order.
@@ -246,6 +268,8 @@ mod tests {
             "exactly22bytes@abc.dev",
             "exactly23bytes@abcd.dev",
             "jörg.müller@例え.テスト",
+            "ü@abcdefghijklmnop.de",
+            "ü@abcdefghijklmnopq.de",
             "a.much.longer.address.than.fits@example.com",
         ] {
             let a = Addr::new(s);
@@ -289,7 +313,7 @@ mod tests {
             Entry {
                 lane: laneway_common::Priority::DEFAULT,
                 queued_at_ms: 0,
-                sender: Arc::new(String::new()),
+                sender: Arc::from(""),
                 rcpts: smallvec::SmallVec::new(),
                 attempts: 0,
                 size,
@@ -327,5 +351,26 @@ mod tests {
             e.size = 11;
         }
         assert_eq!(es.get(&id(1)).map(|e| e.size), Some(11));
+
+        // a drained backlog gives its slab back
+        let mut es = Entries::default();
+        let n = COMPACT_FROM as u64 + 1000;
+        for i in 0..n {
+            es.insert(id(i), entry(i));
+        }
+        for i in 0..n - 1200 {
+            assert_eq!(es.remove(&id(i)).map(|e| e.size), Some(i));
+        }
+        assert!(
+            es.slab.len() < n as usize / 4,
+            "compacted: {}",
+            es.slab.len()
+        );
+        let left: Vec<(u64, u64)> = es.iter().map(|(i, e)| (i.as_u64(), e.size)).collect();
+        let want: Vec<(u64, u64)> = (n - 1200..n).map(|i| (i, i)).collect();
+        assert_eq!(left, want, "every entry kept, in id order, under its id");
+        es.insert(id(n), entry(n));
+        assert_eq!(es.get(&id(n)).map(|e| e.size), Some(n));
+        assert_eq!(es.len(), 1201);
     }
 }
