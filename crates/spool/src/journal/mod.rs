@@ -16,27 +16,27 @@
 //! holding their records is deleted, and a replay writes again any data
 //! file that a crash lost or tore.
 //!
-//! ```text
-//! <spool_dir>/journal/<seq:016x>.log   frames: len u32 LE, crc32 u32 LE, payload
-//! payload: kind u8, id u64 LE, lane u8, then for kind 1 a JSON `Delta`,
-//!          for kind 3 an event's JSON, for kind 4 a data file's bytes
-//! ```
+//! Segments are `journal/<seq:016x>.log`, their frames described in
+//! [`segment`]; a checkpointed segment is kept and used again, so that a
+//! group commit's fdatasync is one write, not two.
+//!
 //! The journal thread applies each record after its fsync: a finished
 //! message is unlinked at once, changed recipients are collected per
 //! message. About once a second (or every 8 MiB) the segment is closed and
 //! handed to the checkpoint thread, which writes the collected state files
-//! (temp files, `syncfs`, renames, `syncfs`) and only then deletes the
-//! segment. At start-up, before the spool is listed, the segments left by
-//! a crash are replayed the same way, so recovery sees every outcome that
-//! was acknowledged. Operations that move files (re-laning, quarantine)
+//! (temp files, `syncfs`, renames, `syncfs`) and only then retires the
+//! segment (kept as a spare for a later one, or deleted). At start-up,
+//! before the spool is listed, the segments left by a crash are replayed
+//! the same way, so recovery sees every outcome that was acknowledged. Operations that move files (re-laning, quarantine)
 //! run on the journal thread after a checkpoint, so they never race a
 //! state file write.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::future::Future;
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -47,6 +47,11 @@ use tokio::sync::oneshot;
 
 pub(crate) use crate::layout::Layout;
 use crate::state::{MessageState, RcptState};
+
+mod segment;
+#[cfg(test)]
+use segment::decode;
+use segment::{HEADER_LEN, Spares, decode_segment, encode, segment_name, segments};
 
 /// A segment is closed after this long with records in it.
 const ROTATE_AFTER: Duration = Duration::from_secs(1);
@@ -126,72 +131,6 @@ pub enum Record {
     /// `syncfs` makes the file durable before the segment goes, and a
     /// replay writes the file again if a crash lost or tore it.
     Put(MessageId, Priority, Vec<u8>),
-}
-
-const KIND_RCPTS: u8 = 1;
-const KIND_REMOVE: u8 = 2;
-const KIND_EVENT: u8 = 3;
-const KIND_PUT: u8 = 4;
-
-fn encode(r: &Record, out: &mut Vec<u8>) -> io::Result<()> {
-    let mut payload = Vec::with_capacity(64);
-    let none = (MessageId::from_u64(0), Priority::new(0).expect("lane 0"));
-    let (kind, id, lane) = match r {
-        Record::Rcpts(id, lane, _) => (KIND_RCPTS, id, lane),
-        Record::Remove(id, lane) => (KIND_REMOVE, id, lane),
-        Record::Event(_) => (KIND_EVENT, &none.0, &none.1),
-        Record::Put(id, lane, _) => (KIND_PUT, id, lane),
-    };
-    payload.push(kind);
-    payload.extend_from_slice(&id.as_u64().to_le_bytes());
-    payload.push(lane.get());
-    match r {
-        Record::Rcpts(_, _, d) => {
-            serde_json::to_writer(&mut payload, d).map_err(io::Error::other)?
-        }
-        Record::Event(bytes) | Record::Put(_, _, bytes) => payload.extend_from_slice(bytes),
-        Record::Remove(..) => {}
-    }
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-    out.extend_from_slice(&payload);
-    Ok(())
-}
-
-/// Decodes the frames of a segment; stops at the first torn or damaged
-/// frame (one that was being written when the process died: never
-/// acknowledged).
-fn decode(mut bytes: &[u8]) -> Vec<Record> {
-    let mut out = Vec::new();
-    while bytes.len() >= 8 {
-        let len = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-        let Some(payload) = bytes.get(8..8 + len) else {
-            break;
-        };
-        if crc32fast::hash(payload) != crc || payload.len() < 10 {
-            break;
-        }
-        let id = MessageId::from_u64(u64::from_le_bytes(
-            payload[1..9].try_into().expect("8 bytes"),
-        ));
-        let Ok(lane) = Priority::new(payload[9] as i64) else {
-            break;
-        };
-        let rec = match payload[0] {
-            KIND_RCPTS => match serde_json::from_slice::<Delta>(&payload[10..]) {
-                Ok(d) => Record::Rcpts(id, lane, d),
-                Err(_) => break,
-            },
-            KIND_REMOVE => Record::Remove(id, lane),
-            KIND_EVENT => Record::Event(payload[10..].to_vec()),
-            KIND_PUT => Record::Put(id, lane, payload[10..].to_vec()),
-            _ => break,
-        };
-        out.push(rec);
-        bytes = &bytes[8 + len..];
-    }
-    out
 }
 
 /// Outcomes collected since the last checkpoint, per message.
@@ -338,27 +277,6 @@ impl std::fmt::Debug for Journal {
     }
 }
 
-fn segment_name(seq: u64) -> String {
-    format!("{seq:016x}.log")
-}
-
-fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if let Some(seq) = name
-            .strip_suffix(".log")
-            .and_then(|s| u64::from_str_radix(s, 16).ok())
-        {
-            out.push((seq, e.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 impl Journal {
     /// Replays what a crash left, then starts the journal and checkpoint
     /// threads. Returns the journal and the number of records replayed.
@@ -368,10 +286,10 @@ impl Journal {
         let old = segments(&dir)?;
         let mut window = Window::default();
         let (mut replayed, mut restored) = (0, 0);
-        for (_, path) in &old {
+        for (seq, path) in &old {
             let mut bytes = Vec::new();
             File::open(path)?.read_to_end(&mut bytes)?;
-            for r in decode(&bytes) {
+            for r in decode_segment(&bytes, *seq) {
                 match &r {
                     Record::Put(id, lane, file) => {
                         restored += layout.restore(*id, *lane, file)? as usize
@@ -390,17 +308,18 @@ impl Journal {
         // the restored files and the replayed outcomes, durable (syncfs)
         // before the segments go
         window.write(&layout)?;
+        let spares = Arc::new(Spares::open(&dir)?);
         for (_, path) in &old {
-            fs::remove_file(path)?;
+            spares.give(path)?;
         }
         let seq = old.last().map_or(0, |(s, _)| s + 1);
         let (tx, rx) = mpsc::channel::<Op>();
         let (ctx, crx) = mpsc::channel::<Check>();
-        let l = layout.clone();
+        let (l, sp) = (layout.clone(), spares.clone());
         let checkpoint = std::thread::Builder::new()
             .name("spool-checkpoint".into())
-            .spawn(move || checkpoint_thread(&l, crx))?;
-        let writer = Writer::new(layout, seq, ctx)?;
+            .spawn(move || checkpoint_thread(&l, &sp, crx))?;
+        let writer = Writer::new(layout, spares, seq, ctx)?;
         let journal = std::thread::Builder::new()
             .name("spool-journal".into())
             .spawn(move || writer.run(rx))?;
@@ -454,8 +373,10 @@ impl Drop for Journal {
 /// The journal thread's state.
 struct Writer {
     layout: Arc<Layout>,
+    spares: Arc<Spares>,
     seq: u64,
     file: File,
+    /// Bytes of frames in the segment (they start after its header).
     len: u64,
     since: Option<Instant>,
     window: Window,
@@ -463,10 +384,16 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(layout: Arc<Layout>, seq: u64, checkpoint: mpsc::Sender<Check>) -> io::Result<Writer> {
-        let file = Writer::create(&layout, seq)?;
+    fn new(
+        layout: Arc<Layout>,
+        spares: Arc<Spares>,
+        seq: u64,
+        checkpoint: mpsc::Sender<Check>,
+    ) -> io::Result<Writer> {
+        let file = spares.create(seq)?;
         Ok(Writer {
             layout,
+            spares,
             seq,
             file,
             len: 0,
@@ -474,16 +401,6 @@ impl Writer {
             window: Window::default(),
             checkpoint,
         })
-    }
-
-    fn create(layout: &Layout, seq: u64) -> io::Result<File> {
-        let dir = layout.journal_dir();
-        let f = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(dir.join(segment_name(seq)))?;
-        File::open(&dir)?.sync_all()?;
-        Ok(f)
     }
 
     fn run(mut self, rx: mpsc::Receiver<Op>) {
@@ -526,7 +443,7 @@ impl Writer {
         for op in &batch {
             if let Op::Append(records, _) = op {
                 for r in records {
-                    if let Err(e) = encode(r, &mut buf) {
+                    if let Err(e) = encode(r, Some(self.seq), &mut buf) {
                         encoded = Err(e);
                     }
                 }
@@ -566,9 +483,10 @@ impl Writer {
         if buf.is_empty() {
             return Ok(());
         }
+        // in place: over a spare's old frames, the size stays the same
         let result = self
             .file
-            .write_all(buf)
+            .write_all_at(buf, HEADER_LEN + self.len)
             .and_then(|()| self.file.sync_data());
         match result {
             Ok(()) => {
@@ -579,7 +497,7 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "spool journal write failed");
                 // never leave a torn frame in front of later records
-                if self.file.set_len(self.len).is_err() {
+                if self.file.set_len(HEADER_LEN + self.len).is_err() {
                     self.rotate();
                 }
                 Err(e)
@@ -594,7 +512,7 @@ impl Writer {
             self.since = None;
             return;
         }
-        let next = match Writer::create(&self.layout, self.seq + 1) {
+        let next = match self.spares.create(self.seq + 1) {
             Ok(f) => f,
             Err(e) => {
                 tracing::error!(error = %e, "spool journal: cannot start a new segment");
@@ -611,7 +529,7 @@ impl Writer {
     }
 }
 
-fn checkpoint_thread(layout: &Layout, rx: mpsc::Receiver<Check>) {
+fn checkpoint_thread(layout: &Layout, spares: &Spares, rx: mpsc::Receiver<Check>) {
     // After a failed checkpoint every later segment stays too: a replay
     // must see a message's records in order (a later segment's removal
     // without the earlier one's new message, or the reverse, would lose
@@ -624,8 +542,8 @@ fn checkpoint_thread(layout: &Layout, rx: mpsc::Receiver<Check>) {
                     tracing::error!(segment = %segment.display(), "spool journal: segment kept for the next start (an earlier checkpoint failed)");
                 }
                 Ok(()) => {
-                    if let Err(e) = fs::remove_file(&segment) {
-                        tracing::error!(error = %e, segment = %segment.display(), "spool journal: cannot remove a checkpointed segment");
+                    if let Err(e) = spares.give(&segment) {
+                        tracing::error!(error = %e, segment = %segment.display(), "spool journal: cannot retire a checkpointed segment");
                     }
                 }
                 // the segment stays and is replayed at the next start

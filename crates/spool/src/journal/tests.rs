@@ -1,4 +1,6 @@
 //! Journal tests: frames, deltas, group commit, replay after a crash, events.
+use std::path::Path;
+
 use super::*;
 use crate::state::RcptStatus;
 
@@ -31,16 +33,16 @@ fn frames_round_trip_and_a_torn_tail_is_ignored() {
     ];
     let mut buf = Vec::new();
     for r in &recs {
-        encode(r, &mut buf).unwrap();
+        encode(r, None, &mut buf).unwrap();
     }
-    assert_eq!(decode(&buf), recs);
+    assert_eq!(decode(&buf, None), recs);
     let mut torn = buf.clone();
     torn.truncate(buf.len() - 3);
-    assert_eq!(decode(&torn), recs[..1]);
+    assert_eq!(decode(&torn, None), recs[..1]);
     let mut flipped = buf.clone();
     let last = flipped.len() - 1;
     flipped[last] ^= 1;
-    assert_eq!(decode(&flipped), recs[..1]);
+    assert_eq!(decode(&flipped, None), recs[..1]);
 }
 
 #[test]
@@ -95,7 +97,7 @@ fn events_move_to_the_event_log_at_checkpoints_and_at_the_replay() {
     );
     // what a crash leaves: an event only in the journal
     let mut buf = Vec::new();
-    encode(&Record::Event(b"{\"e\":2}".to_vec()), &mut buf).unwrap();
+    encode(&Record::Event(b"{\"e\":2}".to_vec()), None, &mut buf).unwrap();
     fs::write(dir.path().join("journal").join(segment_name(99)), &buf).unwrap();
     let (_s, report) = DiskStore::lock_with(dir.path(), 2, || {
         Ok(Some(log.clone() as Arc<dyn EventPersist>))
@@ -123,10 +125,11 @@ fn a_crash_leaves_segments_that_the_next_start_replays() {
     let mut buf = Vec::new();
     encode(
         &Record::Rcpts(kept, lane, delta(1, 0, RcptStatus::Failed)),
+        None,
         &mut buf,
     )
     .unwrap();
-    encode(&Record::Remove(gone, lane), &mut buf).unwrap();
+    encode(&Record::Remove(gone, lane), None, &mut buf).unwrap();
     buf.extend_from_slice(&[7, 0, 0]); // a torn frame
     fs::write(dir.path().join("journal").join(segment_name(9)), &buf).unwrap();
     let (_s, rec, report) = DiskStore::open(dir.path(), 2).unwrap();
@@ -189,9 +192,9 @@ fn a_replay_writes_again_the_data_files_a_crash_lost_or_tore() {
         Record::Put(delivered, lane, file(b"gone\r\n")),
         Record::Remove(delivered, lane),
     ] {
-        encode(&r, &mut buf).unwrap();
+        encode(&r, None, &mut buf).unwrap();
     }
-    assert_eq!(decode(&buf).len(), 4, "Put frames round trip");
+    assert_eq!(decode(&buf, None).len(), 4, "Put frames round trip");
     fs::write(dir.path().join("journal").join(segment_name(3)), &buf).unwrap();
 
     let (s, rec, report) = DiskStore::open(dir.path(), 2).unwrap();
@@ -208,8 +211,8 @@ fn a_replay_writes_again_the_data_files_a_crash_lost_or_tore() {
 /// The messages whose Put records are in the spool's journal, in order.
 fn journaled_puts(root: &Path) -> Vec<MessageId> {
     let mut out = Vec::new();
-    for (_, path) in segments(&root.join("journal")).unwrap() {
-        for r in decode(&fs::read(path).unwrap()) {
+    for (seq, path) in segments(&root.join("journal")).unwrap() {
+        for r in segment::decode_segment(&fs::read(path).unwrap(), seq) {
             if let Record::Put(id, _, _) = r {
                 out.push(id);
             }
@@ -255,4 +258,111 @@ async fn a_staged_message_is_in_the_journal_when_its_commit_resolves() {
     s.stage(big, lane, &env, &body).unwrap().await.unwrap();
     assert!(!journaled_puts(dir.path()).contains(&big));
     assert_eq!(s.get(big, lane).unwrap().message(), &body[..]);
+}
+
+/// A spare taken as a later segment still holds its old frames behind
+/// the new ones; they were salted with the old sequence number, so the
+/// replay stops where the new records end, even when an old frame starts
+/// exactly there. A spare whose new header never reached the disk holds
+/// nothing of the new segment's.
+#[test]
+fn a_recycled_segment_replays_only_its_own_records() {
+    let lane = Priority::new(5).unwrap();
+    let (a, b) = (MessageId::from_u64(7), MessageId::from_u64(8));
+    let old = [
+        Record::Remove(a, lane),
+        Record::Put(b, lane, b"old bytes".to_vec()),
+        Record::Remove(b, lane),
+    ];
+    let mut file = segment::header(5).to_vec();
+    for r in &old {
+        encode(r, Some(5), &mut file).unwrap();
+    }
+    assert_eq!(segment::decode_segment(&file, 5), old);
+    // the same file taken as segment 6: one record over the first old one,
+    // which has the same length, so the second old frame follows at once
+    let new = Record::Remove(MessageId::from_u64(9), lane);
+    let mut frame = Vec::new();
+    encode(&new, Some(6), &mut frame).unwrap();
+    let mut first = Vec::new();
+    encode(&old[0], Some(5), &mut first).unwrap();
+    assert_eq!(frame.len(), first.len());
+    let mut reused = file.clone();
+    reused[..16].copy_from_slice(&segment::header(6));
+    reused[16..16 + frame.len()].copy_from_slice(&frame);
+    assert_eq!(segment::decode_segment(&reused, 6), vec![new]);
+    assert!(
+        segment::decode_segment(&file, 6).is_empty(),
+        "an old header: none of segment 6's records"
+    );
+    // a segment from before recycling: no header, no salt
+    let mut legacy = Vec::new();
+    encode(&old[0], None, &mut legacy).unwrap();
+    assert_eq!(segment::decode_segment(&legacy, 3), old[..1]);
+}
+
+/// Copies a spool directory as a `kill -9` leaves it (what is in the page
+/// cache is what the next start reads).
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// A checkpointed segment is kept as a spare and the next segment is
+/// written over it: after a crash the replay finds what was committed to
+/// it and nothing of its earlier use (here a delivered message's Put).
+#[test]
+fn a_spare_segment_is_written_over_and_a_crash_replays_only_the_new_records() {
+    use crate::store::DiskStore;
+    let dir = tempfile::tempdir().unwrap();
+    let crashed = tempfile::tempdir().unwrap();
+    let lane = Priority::new(6).unwrap();
+    let ids = laneway_common::id::IdGenerator::new(None);
+    let (delivered, queued) = (ids.next_id(), ids.next_id());
+    let env = crate::format::tests::envelope();
+    let journal = dir.path().join("journal");
+    let spares = |d: &Path| {
+        fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".spare")
+            })
+            .count()
+    };
+    {
+        let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+        s.put(delivered, lane, &env, &vec![b'd'; 100_000]).unwrap();
+        s.close();
+    }
+    assert_eq!(spares(&journal), 1, "the closed segment kept as a spare");
+    let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+    // the segment the close began (empty) is a spare now, and the larger
+    // one is the new segment
+    assert_eq!(spares(&journal), 1);
+    let current = segments(&journal).unwrap();
+    assert_eq!(current.len(), 1);
+    assert!(
+        fs::metadata(&current[0].1).unwrap().len() > 100_000,
+        "written over, not grown"
+    );
+    s.record(vec![Record::Remove(delivered, lane)])
+        .wait()
+        .unwrap();
+    s.put(queued, lane, &env, b"queued\r\n").unwrap();
+    copy_tree(dir.path(), crashed.path());
+    drop(s);
+    let (c, rec, report) = DiskStore::open(crashed.path(), 2).unwrap();
+    let found: Vec<MessageId> = rec.iter().map(|r| r.id).collect();
+    assert_eq!(found, vec![queued], "the delivered message stays gone");
+    assert!(report.journal_replayed <= 2, "{report:?}");
+    assert_eq!(c.get(queued, lane).unwrap().message(), b"queued\r\n");
 }
