@@ -147,8 +147,8 @@ impl Layout {
 
     /// Writes `bytes` to `dest` as a temp file beside it, renamed onto it.
     /// `durable`: the file is fsynced before the rename and the directory
-    /// after it. Without: a new message's data file, made durable by its
-    /// journal record, and on disk after the checkpoint's `syncfs`.
+    /// after it. Without: made durable by a journal record, and on disk
+    /// after the checkpoint's `syncfs`.
     pub(crate) fn write_file(&self, dest: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
         let tmp = self.tmp_path(dest);
         let result = (|| {
@@ -169,6 +169,26 @@ impl Layout {
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Writes a new message's data file straight under its name, no temp
+    /// file, no rename, no fsync (a fifth of a file's cost on ext4: 42–46
+    /// vs 54–65 µs of CPU here): its journal record makes it durable, and
+    /// nothing reads it before that record's commit. A process killed
+    /// in the middle of the write leaves a file cut short, never
+    /// acknowledged, which recovery quarantines as it does any cut-short
+    /// file. Fails if `dest` exists.
+    pub(crate) fn write_new(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)?;
+        let result = f.write_all(bytes);
+        if result.is_err() {
+            drop(f);
+            let _ = fs::remove_file(dest);
         }
         result
     }

@@ -10,13 +10,14 @@
 //! ```
 //! A priority change is a rename between lane directories.
 //!
-//! Write path of a new message: its data file (a temp file beside the
-//! destination, then `rename`, no fsync) and a journal record holding the
-//! same bytes; the journal's group commit (one `fdatasync` for every
-//! message and outcome that arrive together) makes it durable, and only
-//! then may a front door acknowledge. The journal's checkpoint makes the
-//! data files durable (`syncfs`) before it deletes the records, and a
-//! replay after a crash writes again any data file the crash lost. (A
+//! Write path of a new message: its data file (written under its name,
+//! no temp file, no fsync) and a journal record holding the same bytes;
+//! the journal's group commit (one `fdatasync` for every message and
+//! outcome that arrive together) makes it durable, and only then may a
+//! front door acknowledge. The journal's checkpoint makes the data files
+//! durable (`syncfs`) before it retires the records, and a replay after
+//! a crash writes again any data file the crash lost or tore (one cut
+//! short with no record left was never acknowledged: quarantined). (A
 //! message over [`JOURNALED_UP_TO`] is fsynced on its own instead.) State
 //! files written here (`put_state`) are fsynced on their own: a temp file
 //! → `fsync` → `rename` → `fsync` of the directory. The methods block:
@@ -288,8 +289,7 @@ impl DiskStore {
                 .write_file(&self.data_path(lane, id), &bytes, true)?;
             return Ok(Commit::done());
         }
-        self.layout
-            .write_file(&self.data_path(lane, id), &bytes, false)?;
+        self.layout.write_new(&self.data_path(lane, id), &bytes)?;
         Ok(self.journal.append(vec![Record::Put(id, lane, bytes)]))
     }
 
