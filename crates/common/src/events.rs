@@ -315,10 +315,20 @@ impl Event {
 
 /// Where events go.
 pub trait EventSink: Send + Sync {
-    /// Stamps an event (id, time, node), logs it and returns its JSON, for
-    /// a caller that writes it into the journal together with the change
-    /// it reports.
-    fn encode(&self, e: Event) -> Vec<u8>;
+    /// Stamps an event (id, time, node) and returns it with its JSON, not
+    /// yet logged: for a caller that commits it together with a new
+    /// message and logs it ([`EventSink::log`]) once that commit is
+    /// durable (a message refused after all has no reception).
+    fn stamp_json(&self, e: Event) -> (Event, Vec<u8>);
+    /// Logs an event that [`EventSink::stamp_json`] stamped.
+    fn log(&self, e: &Event, json: &[u8]);
+    /// Stamps an event, logs it and returns its JSON, for a caller that
+    /// writes it into the journal together with the change it reports.
+    fn encode(&self, e: Event) -> Vec<u8> {
+        let (e, json) = self.stamp_json(e);
+        self.log(&e, &json);
+        json
+    }
     /// Records an event on its own (nothing to commit it with). Never
     /// blocks on the network or the disk; never fails the mail.
     fn record(&self, e: Event);
@@ -403,11 +413,14 @@ impl Events {
 }
 
 impl EventSink for Events {
-    fn encode(&self, mut e: Event) -> Vec<u8> {
+    fn stamp_json(&self, mut e: Event) -> (Event, Vec<u8>) {
         self.stamp(&mut e);
         let json = e.to_json();
-        self.write(&e, &json);
-        json
+        (e, json)
+    }
+
+    fn log(&self, e: &Event, json: &[u8]) {
+        self.write(e, json);
     }
 
     fn record(&self, e: Event) {

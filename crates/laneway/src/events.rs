@@ -25,8 +25,12 @@ impl JournalEvents {
 }
 
 impl EventSink for JournalEvents {
-    fn encode(&self, e: Event) -> Vec<u8> {
-        self.events.encode(e)
+    fn stamp_json(&self, e: Event) -> (Event, Vec<u8>) {
+        self.events.stamp_json(e)
+    }
+
+    fn log(&self, e: &Event, json: &[u8]) {
+        self.events.log(e, json)
     }
 
     fn record(&self, e: Event) {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use laneway_common::events::EventSink;
+use laneway_common::events::{Event, EventSink};
 use laneway_common::headers::{self, rfc5322_date};
 use laneway_common::id::IdGenerator;
 use laneway_common::ingest::{BoxFuture, PRIORITY_HEADER, decide_lane};
@@ -13,6 +13,7 @@ use laneway_common::{
     envelope::now_ms,
 };
 use laneway_spool::DiskStore;
+use laneway_spool::journal::Record;
 
 use laneway_auth::SenderAuth;
 
@@ -265,22 +266,33 @@ impl Ingest for Ingestor {
             data.extend_from_slice(received.as_bytes());
             data.extend_from_slice(&message);
             let size = data.len();
-            let receptions = self
-                .events
-                .as_ref()
-                .map(|_| crate::events::receptions(id, lane, &envelope, &message, size));
+            // The reception events go into the journal with the message, in
+            // its commit (one fdatasync, not a second for them alone: an
+            // acknowledged message's reception is durable), and are logged
+            // once it is durable.
+            let receptions: Vec<(Event, Vec<u8>)> = match &self.events {
+                Some(sink) => crate::events::receptions(id, lane, &envelope, &message, size)
+                    .into_iter()
+                    .map(|e| sink.stamp_json(e))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let with = receptions
+                .iter()
+                .map(|(_, json)| Record::Event(json.clone()))
+                .collect();
             let store = self.store.clone();
             let env = envelope.clone();
             let started = std::time::Instant::now();
             // A journaled message's file is written here, without a
-            // blocking thread (create, write and rename into the page
-            // cache, no fsync: a hand-off to another thread cost more than
-            // the write); a larger one is fsynced on its own, on one. The
+            // blocking thread (create and write into the page cache, no
+            // fsync: a hand-off to another thread cost more than the
+            // write); a larger one is fsynced on its own, on one. The
             // group commit that makes it durable is awaited, not waited on.
             let staged = if data.len() <= laneway_spool::store::JOURNALED_UP_TO {
-                store.stage(id, lane, &env, &data)
+                store.stage(id, lane, &env, &data, with)
             } else {
-                tokio::task::spawn_blocking(move || store.stage(id, lane, &env, &data))
+                tokio::task::spawn_blocking(move || store.stage(id, lane, &env, &data, with))
                     .await
                     .map_err(|e| IngestError::Io(std::io::Error::other(e)))?
             };
@@ -323,9 +335,9 @@ impl Ingest for Ingestor {
             };
             metrics::counter!(laneway_common::metrics::RECEIVED, "listener" => door, "lane" => laneway_common::metrics::lane(lane))
                 .increment(1);
-            if let (Some(sink), Some(events)) = (&self.events, receptions) {
-                for e in events {
-                    sink.record(e);
+            if let Some(sink) = &self.events {
+                for (e, json) in &receptions {
+                    sink.log(e, json);
                 }
             }
             if let Some(hook) = &self.on_spooled {

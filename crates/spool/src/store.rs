@@ -263,7 +263,7 @@ impl DiskStore {
         envelope: &Envelope,
         message: &[u8],
     ) -> io::Result<()> {
-        let result = self.stage(id, lane, envelope, message)?.wait();
+        let result = self.stage(id, lane, envelope, message, Vec::new())?.wait();
         if result.is_err() {
             // never acknowledged: its file must not be delivered either
             let _ = self.remove(id, lane);
@@ -272,8 +272,9 @@ impl DiskStore {
     }
 
     /// Writes a new message's data file in `lane` (no fsync of its own)
-    /// and hands the same bytes to the journal; the returned [`Commit`]
-    /// resolves once the journal's group commit has made the message
+    /// and hands the same bytes to the journal, with `with` (the events
+    /// reporting its reception) in the same commit; the returned
+    /// [`Commit`] resolves once that group commit has made the message
     /// durable — only then may a front door acknowledge it. Messages staged
     /// together share one fdatasync. Blocks on the file write only.
     pub fn stage(
@@ -282,15 +283,23 @@ impl DiskStore {
         lane: Priority,
         envelope: &Envelope,
         message: &[u8],
+        with: Vec<Record>,
     ) -> io::Result<Commit> {
         let bytes = format::encode(envelope, message)?;
         if message.len() > JOURNALED_UP_TO {
             self.layout
                 .write_file(&self.data_path(lane, id), &bytes, true)?;
-            return Ok(Commit::done());
+            return Ok(if with.is_empty() {
+                Commit::done()
+            } else {
+                self.journal.append(with)
+            });
         }
         self.layout.write_new(&self.data_path(lane, id), &bytes)?;
-        Ok(self.journal.append(vec![Record::Put(id, lane, bytes)]))
+        let mut records = Vec::with_capacity(1 + with.len());
+        records.push(Record::Put(id, lane, bytes));
+        records.extend(with);
+        Ok(self.journal.append(records))
     }
 
     /// Replaces the delivery state of a message atomically and durably.

@@ -235,7 +235,7 @@ async fn a_staged_message_is_in_the_journal_when_its_commit_resolves() {
     let msgs: Vec<MessageId> = (0..20).map(|_| ids.next_id()).collect();
     let commits: Vec<Commit> = msgs
         .iter()
-        .map(|id| s.stage(*id, lane, &env, b"x\r\n").unwrap())
+        .map(|id| s.stage(*id, lane, &env, b"x\r\n", Vec::new()).unwrap())
         .collect();
     for c in commits {
         c.await.unwrap();
@@ -255,7 +255,10 @@ async fn a_staged_message_is_in_the_journal_when_its_commit_resolves() {
     // a large message is fsynced on its own, never copied into the journal
     let big = ids.next_id();
     let body = vec![b'a'; crate::store::JOURNALED_UP_TO + 1];
-    s.stage(big, lane, &env, &body).unwrap().await.unwrap();
+    s.stage(big, lane, &env, &body, Vec::new())
+        .unwrap()
+        .await
+        .unwrap();
     assert!(!journaled_puts(dir.path()).contains(&big));
     assert_eq!(s.get(big, lane).unwrap().message(), &body[..]);
 }
