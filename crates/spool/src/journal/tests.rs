@@ -369,3 +369,60 @@ fn a_spare_segment_is_written_over_and_a_crash_replays_only_the_new_records() {
     assert!(report.journal_replayed <= 2, "{report:?}");
     assert_eq!(c.get(queued, lane).unwrap().message(), b"queued\r\n");
 }
+
+/// Records staged with a message (its reception events) are in the same
+/// commit, right behind its Put: durable when its commit resolves.
+#[tokio::test]
+async fn records_staged_with_a_message_share_its_commit() {
+    use crate::store::DiskStore;
+    let dir = tempfile::tempdir().unwrap();
+    let lane = Priority::new(4).unwrap();
+    let id = laneway_common::id::IdGenerator::new(None).next_id();
+    let (s, _, _) = DiskStore::open(dir.path(), 2).unwrap();
+    let env = crate::format::tests::envelope();
+    let event = Record::Event(b"{\"event\":\"reception\"}".to_vec());
+    s.stage(id, lane, &env, b"x\r\n", vec![event.clone()])
+        .unwrap()
+        .await
+        .unwrap();
+    // in the segment, or in a spare if a checkpoint (every second) has
+    // retired it since: a spare keeps its frames until it is written over
+    let mut frames = Vec::new();
+    for e in fs::read_dir(dir.path().join("journal")).unwrap() {
+        let path = e.unwrap().path();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let seq = u64::from_str_radix(&stem, 16).unwrap();
+        frames.extend(segment::decode_segment(&fs::read(&path).unwrap(), seq));
+    }
+    let at = frames
+        .iter()
+        .position(|r| matches!(r, Record::Put(i, _, _) if *i == id))
+        .expect("the Put is in the journal");
+    assert_eq!(frames.get(at + 1), Some(&event));
+}
+
+/// At most two spares are kept, the largest: a larger one saves more
+/// growing writes.
+#[test]
+fn the_largest_spares_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let spares = segment::Spares::open(dir.path()).unwrap();
+    for (seq, len) in [(1u64, 300usize), (2, 100), (3, 200)] {
+        let path = dir.path().join(segment_name(seq));
+        fs::write(&path, vec![0u8; len]).unwrap();
+        spares.give(&path).unwrap();
+    }
+    let mut kept: Vec<u64> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, vec![200, 300], "the smallest is removed");
+    assert!(segments(dir.path()).unwrap().is_empty(), "none is replayed");
+    // taken largest first, renamed to the segment's name, with its header
+    let f = spares.create(7).unwrap();
+    drop(f);
+    let taken = fs::read(dir.path().join(segment_name(7))).unwrap();
+    assert_eq!(taken.len(), 300);
+    assert_eq!(&taken[..16], &segment::header(7));
+}
