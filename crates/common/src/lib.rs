@@ -18,6 +18,7 @@ pub mod http;
 pub mod id;
 pub mod ingest;
 pub mod lifecycle;
+pub mod logline;
 pub mod metadata;
 pub mod metrics;
 pub mod priority;

@@ -372,17 +372,25 @@ impl Ingest for Ingestor {
                 });
             }
             self.free.wrote(size);
-            tracing::info!(
-                id = %id,
-                lane = %lane,
-                from = %envelope.sender,
-                rcpts = envelope.recipients.len(),
-                size,
-                door = ?envelope.origin.door,
-                via = %envelope.origin.name,
-                peer = ?envelope.origin.peer,
-                "queued"
-            );
+            // the `queued` line and the reception events' lines in one write
+            laneway_common::logline::together(|| {
+                tracing::info!(
+                    id = %id,
+                    lane = %lane,
+                    from = %envelope.sender,
+                    rcpts = envelope.recipients.len(),
+                    size,
+                    door = ?envelope.origin.door,
+                    via = %envelope.origin.name,
+                    peer = ?envelope.origin.peer,
+                    "queued"
+                );
+                if let Some(sink) = &self.events {
+                    for (e, json) in &receptions {
+                        sink.log(e, json);
+                    }
+                }
+            });
             let door = match envelope.origin.door {
                 laneway_common::envelope::Door::Smtp => envelope.origin.name.clone(),
                 laneway_common::envelope::Door::Api => "api".to_string(),
@@ -390,11 +398,6 @@ impl Ingest for Ingestor {
             };
             metrics::counter!(laneway_common::metrics::RECEIVED, "listener" => door, "lane" => laneway_common::metrics::lane(lane))
                 .increment(1);
-            if let Some(sink) = &self.events {
-                for (e, json) in &receptions {
-                    sink.log(e, json);
-                }
-            }
             if let Some(hook) = &self.on_spooled {
                 hook.spooled(id, lane, &envelope, size);
             }

@@ -1,5 +1,6 @@
-//! Log set-up: plain text (or JSON) lines on stderr, colours only on a
-//! terminal, level from `RUST_LOG` or `[log] level`.
+//! Log set-up: plain text (or JSON) lines on stderr (those that one step
+//! logs together in one write: `laneway_common::logline`), colours only on
+//! a terminal, level from `RUST_LOG` or `[log] level`.
 
 use std::io::IsTerminal;
 
@@ -14,7 +15,8 @@ pub fn init(log: &Log) {
     let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // stderr; the lines of one step (a message's acceptance) in one write
+        .with_writer(|| laneway_common::logline::Stderr)
         .with_ansi(ansi)
         .with_target(false);
     let _ = match log.format {

@@ -125,8 +125,11 @@ impl Queue {
                 events = attempt_events(e, item, &applied, &delayed, via, now);
             }
         }
+        // one log write for the transaction's events, however many recipients
         let events: Vec<Vec<u8>> = match self.events.get() {
-            Some(sink) => events.into_iter().map(|ev| sink.encode(ev)).collect(),
+            Some(sink) => laneway_common::logline::together(|| {
+                events.into_iter().map(|ev| sink.encode(ev)).collect()
+            }),
             None => Vec::new(),
         };
         let needs_original = !failed.is_empty() || !relayed.is_empty() || !delayed.is_empty();
