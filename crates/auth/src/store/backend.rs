@@ -33,7 +33,8 @@ impl SuppressionStore for Store {
         sender_domain: &'a str,
         address: &'a str,
     ) -> StoreFuture<'a, Option<Suppression>> {
-        Box::pin(async move { self.check(sender_domain, address) })
+        // the inherent read, inline
+        Box::pin(async move { Store::check(self, sender_domain, address) })
     }
 
     fn suppress<'a>(&'a self, n: &'a NewSuppression) -> StoreFuture<'a, Suppression> {

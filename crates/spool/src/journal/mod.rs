@@ -27,9 +27,9 @@
 //! (temp files, `syncfs`, renames, `syncfs`) and only then retires the
 //! segment (kept as a spare for a later one, or deleted). At start-up,
 //! before the spool is listed, the segments left by a crash are replayed
-//! the same way, so recovery sees every outcome that was acknowledged. Operations that move files (re-laning, quarantine)
-//! run on the journal thread after a checkpoint, so they never race a
-//! state file write.
+//! the same way, so recovery sees every outcome that was acknowledged.
+//! Operations that move files (re-laning, quarantine) run on the journal
+//! thread after a checkpoint, so they never race a state file write.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -49,8 +49,6 @@ pub(crate) use crate::layout::Layout;
 use crate::state::{MessageState, RcptState};
 
 mod segment;
-#[cfg(test)]
-use segment::decode;
 use segment::{HEADER_LEN, Spares, decode_segment, encode, segment_name, segments};
 
 /// A segment is closed after this long with records in it.

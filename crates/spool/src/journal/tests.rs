@@ -1,6 +1,7 @@
 //! Journal tests: frames, deltas, group commit, replay after a crash, events.
 use std::path::Path;
 
+use super::segment::decode;
 use super::*;
 use crate::state::RcptStatus;
 
